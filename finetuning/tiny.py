@@ -123,12 +123,14 @@ def build_tiny_model(
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
+    config_classes = {"llama": LlamaConfig, "qwen2": Qwen2Config}
+    if arch not in config_classes:
+        raise ValueError(f"arch must be one of {sorted(config_classes)}, got {arch!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _build_tokenizer(vocab_size, seed, with_pad_token)
 
-    config_cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
-    config = config_cls(
+    config = config_classes[arch](
         vocab_size=len(tokenizer),
         hidden_size=64,
         num_hidden_layers=2,
@@ -141,8 +143,10 @@ def build_tiny_model(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    # Forked so that seeding here leaves the caller's random stream alone.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
@@ -178,6 +182,7 @@ def cached_tiny_model(cache_root: str | Path, **kwargs: Any) -> Path:
     try:
         build_tiny_model(tmp, **kwargs)
         (tmp / _COMPLETE_MARKER).touch()
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         try:
             os.rename(tmp, final)
         except OSError:

@@ -47,7 +47,7 @@ def test_reloads_with_auto_classes(tiny_model_dir: Path) -> None:
     assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.unk_token) == ("<s>", "</s>", "<unk>")
     assert tokenizer.model_max_length == 2048
     assert model.config.model_type == "llama"
-    assert model.config.vocab_size == len(tokenizer)
+    assert model.config.vocab_size == len(tokenizer) == 1000
     assert model.config.hidden_size == 64
     assert model.config.num_hidden_layers == 2
     assert model.config.num_attention_heads == 4
@@ -68,9 +68,8 @@ def test_pad_token_only_when_asked(tiny_model_dir: Path, tiny_model_dir_with_pad
 
     assert padded.pad_token == "<pad>"
     assert padded.pad_token_id not in {padded.bos_token_id, padded.eos_token_id, padded.unk_token_id}
-    assert AutoModelForCausalLM.from_pretrained(tiny_model_dir_with_pad).config.pad_token_id == (
-        padded.pad_token_id
-    )
+    padded_model = AutoModelForCausalLM.from_pretrained(tiny_model_dir_with_pad)
+    assert padded_model.config.pad_token_id == padded.pad_token_id
 
 
 @pytest.mark.parametrize("text", ROUND_TRIP_TEXTS)
@@ -106,11 +105,13 @@ def test_chat_template_renders_two_turns(tiny_model_dir: Path) -> None:
         {"role": "assistant", "content": "Green."},
     ]
     rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+    assert isinstance(rendered, str)
     assert rendered == (
         "User: What color is the sky?\nAssistant: It is blue.</s>\nUser: And the grass?\nAssistant: Green.</s>\n"
     )
 
     prompt = tokenizer.apply_chat_template(messages[:3], tokenize=False, add_generation_prompt=True)
+    assert isinstance(prompt, str)
     assert prompt.endswith("User: And the grass?\nAssistant:")
     assert rendered.startswith(prompt)  # prompt/completion splits line up with the full conversation
 
@@ -136,10 +137,11 @@ def test_a_few_sgd_steps_lower_the_loss(tiny_model_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     model.train()
     batch = tokenizer(SENTENCE, return_tensors="pt")
-    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    # Larger rates overshoot now and then on this random init; 0.05 descends steadily.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
 
     losses = []
-    for _ in range(5):
+    for _ in range(8):
         loss = model(**batch, labels=batch["input_ids"]).loss
         losses.append(loss.item())
         optimizer.zero_grad()
@@ -167,6 +169,19 @@ def test_seed_changes_the_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert not torch.equal(
         load_file(tiny_model_dir / "model.safetensors")[name], load_file(other / "model.safetensors")[name]
     )
+
+
+def test_build_leaves_the_callers_random_state_alone(tmp_path: Path) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    build_tiny_model(tmp_path / "m")
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_unknown_arch_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="arch"):
+        build_tiny_model(tmp_path / "m", arch="gpt2")  # type: ignore[arg-type]
 
 
 def test_qwen2_arch_loads_and_runs(tmp_path: Path) -> None:

@@ -1,0 +1,147 @@
+"""``finetuning``: run an experiment from one YAML file, validate a config, export the schema, build a tiny model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from finetuning.config import CONFIG_CLASSES, ConfigError
+
+logger = logging.getLogger("finetuning")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="finetuning", description="Finetuning")
+    parser.add_argument("--logging-level", default="INFO")
+    parser.add_argument(
+        "--num-preprocess-workers", type=int, default=4, help="Number of processes to use for preprocessing"
+    )
+    parser.add_argument("--mlflow-server-uri", default=None, help="MLflow server URI. Can be local path.")
+    parser.add_argument(
+        "--experiment-name", default="default", help="Experiment name that is used for MLflow tracking"
+    )
+    parser.add_argument(
+        "--hf-mlflow-log-artifacts", default="False", help="Whether to store model artifacts in MLFlow"
+    )
+    parser.add_argument(
+        "--events-file",
+        type=Path,
+        default=None,
+        help="Write machine-readable JSON-lines events here (default: $FINETUNING_EVENTS_FILE; none if unset)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{sft,dpo,validate,schema,tiny-model}")
+    for method, text in (
+        ("sft", "Supervised FineTuning."),
+        (
+            "dpo",
+            "Direct Preference Optimization and the related preference methods (IPO, KTO, ...).",
+        ),
+    ):
+        sub = commands.add_parser(method, help=text)
+        sub.add_argument("config", type=Path, help="Path to the experiment's YAML config file.")
+
+    validate = commands.add_parser("validate", help="Check a config file and print the resolved config.")
+    validate.add_argument("kind", choices=sorted(CONFIG_CLASSES))
+    validate.add_argument("config", type=Path)
+
+    schema = commands.add_parser("schema", help="Print the JSON Schema of a config (for editors and the API).")
+    schema.add_argument("kind", choices=sorted(CONFIG_CLASSES))
+
+    tiny = commands.add_parser("tiny-model", help="Build a small random causal LM and tokenizer, offline.")
+    tiny.add_argument("out_dir", type=Path)
+    tiny.add_argument("--arch", choices=["llama", "qwen2"], default="llama")
+    tiny.add_argument("--vocab-size", type=int, default=1000)
+    tiny.add_argument("--seed", type=int, default=0)
+    tiny.add_argument("--with-pad-token", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.logging_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        if args.command == "schema":
+            print(json.dumps(CONFIG_CLASSES[args.kind].model_json_schema(), indent=2))
+            return EXIT_OK
+        if args.command == "validate":
+            config = CONFIG_CLASSES[args.kind].from_yaml_file(args.config)
+            print(config.to_yaml(), end="")
+            return EXIT_OK
+        if args.command == "tiny-model":
+            from finetuning.tiny import build_tiny_model
+
+            path = build_tiny_model(
+                args.out_dir,
+                arch=args.arch,
+                vocab_size=args.vocab_size,
+                seed=args.seed,
+                with_pad_token=args.with_pad_token,
+            )
+            print(path)
+            return EXIT_OK
+        return _train(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        from finetuning.errors import FinetuningError
+
+        if isinstance(exc, FinetuningError | ValueError | FileNotFoundError) and not args.logging_level == "DEBUG":
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT if not isinstance(exc, FinetuningError) or exc.code != "internal_error" else 1
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
+    from finetuning.config import SFTConfig
+    from finetuning.events import EventWriter
+    from finetuning.runtime import RunOptions, run_reporting_status
+    from finetuning.settings import get_engine_settings
+    from finetuning.tracking import TrackingCli
+
+    if args.command == "dpo":
+        print("error: finetuning dpo is not available yet in this version; it arrives with the preference "
+              "optimization release", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    settings = get_engine_settings()
+    options = RunOptions(
+        settings=settings,
+        num_preprocess_workers=args.num_preprocess_workers,
+        tracking=TrackingCli(args.mlflow_server_uri, args.experiment_name, args.hf_mlflow_log_artifacts),
+        events_file=args.events_file or settings.events_file,
+    )
+    from accelerate import PartialState
+
+    events = EventWriter(options.events_file, enabled=PartialState().is_main_process)
+
+    def body() -> int:
+        from finetuning.methods.sft import run_sft
+
+        config = SFTConfig.from_yaml_file(args.config)
+        result = run_sft(config, options, events)
+        events.status(
+            "succeeded",
+            result={
+                "final_checkpoint": str(result.final_checkpoint),
+                "new_basemodel": str(result.new_basemodel) if result.new_basemodel else None,
+                "global_step": result.global_step,
+                "train_loss": result.train_loss,
+                "eval_metrics": result.eval_metrics,
+            },
+        )
+        logger.info("done: %s", result.final_checkpoint)
+        return EXIT_OK
+
+    return run_reporting_status(events, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Supervised finetuning: tokenizer -> data -> model -> PEFT -> Trainer -> final checkpoint."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from finetuning.batchsize import plan_batches, scaled_learning_rate
+from finetuning.config.data import MissingPadTokenStrategy
+from finetuning.config.jobs import SFTConfig
+from finetuning.config.model import Determinism, NoPeftConf
+from finetuning.events import EventsCallback, EventWriter
+from finetuning.runtime import (
+    RunOptions,
+    build_training_arguments,
+    output_dir_for,
+    resolve_resume,
+    seed_everything,
+)
+from finetuning.tracking import apply_report_to, configure_tracking
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SFTResult:
+    final_checkpoint: Path
+    new_basemodel: Path | None
+    global_step: int
+    train_loss: float | None
+    eval_metrics: dict[str, float]
+
+
+def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTResult:
+    from accelerate import PartialState
+    from transformers import Trainer
+
+    from finetuning import collators, models
+    from finetuning.data.preprocess import prepare_sft_datasets
+    from finetuning.tokenizer import load_tokenizer
+
+    state = PartialState()
+    args_conf, run_conf = config.training_args, config.run_conf
+
+    tracking = configure_tracking(options.tracking, config.tracking, options.settings)
+    plan = plan_batches(config.batchsize_conf, state.num_processes)
+    learning_rate = scaled_learning_rate(args_conf.learning_rate, config.overrides, plan.total_train_batch_size)
+    if learning_rate != args_conf.learning_rate:
+        logger.info("learning rate %g -> %g (overrides)", args_conf.learning_rate, learning_rate)
+    output_dir = output_dir_for(args_conf, options.settings)
+    seed_everything(args_conf.seed, run_conf.determinism)
+    training_args = build_training_arguments(
+        args_conf,
+        plan,
+        output_dir=output_dir,
+        learning_rate=learning_rate,
+        report_to=apply_report_to(args_conf.report_to, tracking.enabled),
+        full_determinism=run_conf.determinism == Determinism.FULL,
+    )
+    resume = resolve_resume(run_conf.resume_from_checkpoint, output_dir)
+    events.run_started(method="sft", resolved=_resolved(plan, learning_rate, output_dir, resume, tracking.run_name))
+
+    events.phase("loading_tokenizer")
+    if run_conf.tokenizer is not None:
+        models.check_model_reference(run_conf.tokenizer, "run_conf.tokenizer")
+    tokenizer, setup = load_tokenizer(
+        run_conf.tokenizer or run_conf.model,
+        template=config.data_conf.chat_template_name,
+        padding_side=config.data_conf.padding_side,
+        pad_strategy=config.data_conf.missing_pad_token_strategy,
+        use_fast=run_conf.use_fast_tokenizer,
+        trust_remote_code=run_conf.model_args.trust_remote_code,
+        for_training_method="sft",
+    )
+
+    events.phase("preprocessing")
+    with state.main_process_first():  # the main process fills the cache; the others read it
+        train_dataset, eval_dataset = prepare_sft_datasets(
+            config.data_conf,
+            config.sft_args,
+            tokenizer,
+            num_proc=options.num_preprocess_workers,
+            cache_dir=options.settings.preprocess_cache_dir,
+        )
+    logger.info("training on %d examples, validating on %d", len(train_dataset), len(eval_dataset or []))
+
+    events.phase("loading_model")
+    quantization = models.quantization_config(
+        config.quant_conf, fsdp=bool(args_conf.fsdp), bf16=args_conf.bf16, fp16=args_conf.fp16
+    )
+    model = models.load_model(
+        run_conf,
+        quantization,
+        device_map=models.default_device_map(
+            state.num_processes, state.local_process_index, deepspeed=args_conf.deepspeed is not None
+        ),
+    )
+    vocab_grew = models.grow_embeddings(model, tokenizer)
+    models.sync_special_token_ids(model, tokenizer, setup.assistant_end)
+    new_basemodel = None
+    if vocab_grew and not isinstance(config.peft_conf, NoPeftConf):
+        # the adapter is only usable on top of the grown base: save that base beside it
+        new_basemodel = output_dir / config.sft_args.save_name_if_new_basemodel
+        if state.is_main_process:
+            model.save_pretrained(new_basemodel)
+            tokenizer.save_pretrained(new_basemodel)
+    model, _ = models.attach_peft(
+        model,
+        config.peft_conf,
+        vocab_grew=vocab_grew,
+        gradient_checkpointing=bool(training_args.gradient_checkpointing),
+        gradient_checkpointing_kwargs=training_args.gradient_checkpointing_kwargs,
+        sharded=bool(args_conf.fsdp),
+    )
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=_collator(config, tokenizer, setup),
+        processing_class=tokenizer,
+        callbacks=[EventsCallback(events)],
+    )
+    output = trainer.train(resume_from_checkpoint=resume)
+    eval_metrics: dict[str, float] = {}
+    if eval_dataset is not None and training_args.eval_strategy == "no":
+        # validation data was given but no schedule: evaluate once at the end rather than never
+        events.phase("evaluating")
+        eval_metrics = trainer.evaluate()
+
+    events.phase("saving")
+    final_checkpoint = output_dir / run_conf.final_checkpoint_name
+    trainer.save_model(str(final_checkpoint))
+    state.wait_for_everyone()
+    return SFTResult(
+        final_checkpoint=final_checkpoint,
+        new_basemodel=new_basemodel,
+        global_step=trainer.state.global_step,
+        train_loss=output.training_loss,
+        eval_metrics=eval_metrics,
+    )
+
+
+def _collator(config: SFTConfig, tokenizer: Any, setup: Any) -> Any:
+    from finetuning import collators
+
+    if config.sft_args.train_on_completions_only:
+        return collators.CompletionsOnlyCollator(tokenizer, setup.assistant_start, setup.assistant_end)
+    if config.data_conf.missing_pad_token_strategy == MissingPadTokenStrategy.UNK_CONVERT_TO_EOS:
+        return collators.UnkToEosCollator(tokenizer)
+    return collators.CausalLMCollator(tokenizer)
+
+
+def _resolved(plan: Any, learning_rate: float, output_dir: Path, resume: bool | str, run_name: str | None) -> dict:
+    return {
+        "num_processes": plan.num_processes,
+        "per_device_train_batch_size": plan.per_device_train_batch_size,
+        "gradient_accumulation_steps": plan.gradient_accumulation_steps,
+        "per_device_eval_batch_size": plan.per_device_eval_batch_size,
+        "total_train_batch_size": plan.total_train_batch_size,
+        "learning_rate": learning_rate,
+        "output_dir": str(output_dir),
+        "resume_from_checkpoint": resume,
+        "mlflow_run_name": run_name,
+    }

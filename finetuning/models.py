@@ -1,0 +1,220 @@
+"""Load the base model (safetensors only, remote code opt-in), quantize it, grow its vocabulary, attach PEFT."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetuning.config.model import (
+    BnBQuantizationConf,
+    GenericPeftConf,
+    NoPeftConf,
+    PeftConf,
+    PretrainedPeftConf,
+    QuantConf,
+    RunConf,
+)
+from finetuning.errors import FinetuningError, ModelNotFoundError, UnsupportedHardwareError
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BitsAndBytesConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+def looks_local(reference: str) -> bool:
+    """A path rather than a hub id: absolute, relative with ./ or ../, or ~."""
+    return reference.startswith(("/", "./", "../", "~")) or Path(reference).expanduser().exists()
+
+
+def check_model_reference(reference: str, param: str) -> None:
+    """Fail before any work when a local model, tokenizer or adapter folder is missing."""
+    if looks_local(reference) and not Path(reference).expanduser().is_dir():
+        raise ModelNotFoundError(f"no model folder at '{reference}'; give an existing folder or a hub id", param)
+
+
+def quantization_config(conf: QuantConf, *, fsdp: bool, bf16: bool, fp16: bool) -> BitsAndBytesConfig | None:
+    if not isinstance(conf, BnBQuantizationConf):
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:  # bitsandbytes raises RuntimeError/ImportError when no backend fits this machine
+        raise UnsupportedHardwareError(
+            f"bitsandbytes quantization cannot run here ({exc}); install bitsandbytes for this platform "
+            "or remove quant_conf",
+            "quant_conf",
+        ) from exc
+    from transformers import BitsAndBytesConfig
+
+    kwargs = conf.model_dump(exclude={"quantization_type"})
+    if fsdp and kwargs["bnb_4bit_quant_storage"] is None:
+        # FSDP shards the quantized weights with the other parameters, so they must share one storage dtype
+        kwargs["bnb_4bit_quant_storage"] = "bfloat16" if bf16 else "float16" if fp16 else "float32"
+    return BitsAndBytesConfig(**kwargs)
+
+
+def default_device_map(num_processes: int, local_process_index: int, deepspeed: bool) -> Any:
+    """One whole model per process in data parallel; let accelerate place it otherwise."""
+    if deepspeed:
+        return None
+    return {"": local_process_index} if num_processes > 1 else "auto"
+
+
+def load_model(
+    run_conf: RunConf,
+    quantization: BitsAndBytesConfig | None,
+    *,
+    device_map: Any,
+) -> PreTrainedModel:
+    from transformers import AutoModelForCausalLM
+
+    check_model_reference(run_conf.model, "run_conf.model")
+    kwargs = run_conf.model_args.from_pretrained_kwargs()
+    kwargs["use_safetensors"] = True
+    kwargs.setdefault("trust_remote_code", False)
+    if "device_map" not in kwargs and device_map is not None:
+        kwargs["device_map"] = device_map
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+    try:
+        return AutoModelForCausalLM.from_pretrained(run_conf.model, **kwargs)
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"could not load a safetensors causal LM from '{run_conf.model}': {exc}", "run_conf.model"
+        ) from exc
+
+
+def is_quantized(model: PreTrainedModel) -> bool:
+    return bool(getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False))
+
+
+def grow_embeddings(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Give new tokens rows (mean-initialised by transformers) when the tokenizer outgrew the model."""
+    current = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) <= current:
+        return False
+    if is_quantized(model):
+        raise FinetuningError(
+            f"the chat template adds {len(tokenizer) - current} tokens, but a quantized model's embeddings cannot "
+            "grow; use a template that adds no tokens (keep-original) or drop quant_conf",
+            "invalid_config",
+            "quant_conf",
+        )
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    logger.info("grew the vocabulary from %d to %d tokens", current, len(tokenizer))
+    return True
+
+
+def sync_special_token_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, stop_token: str) -> None:
+    """Keep the model's config and generation config in line with the tokenizer we train with."""
+    model.config.pad_token_id = tokenizer.pad_token_id
+    stop_id = tokenizer.convert_tokens_to_ids(stop_token)
+    eos_ids = [i for i in dict.fromkeys([stop_id, tokenizer.eos_token_id]) if i is not None]
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        model.generation_config.eos_token_id = eos_ids[0] if len(eos_ids) == 1 else eos_ids
+
+
+def _module_name(model: torch.nn.Module, module: torch.nn.Module | None) -> str | None:
+    if module is None:
+        return None
+    for name, candidate in model.named_modules():
+        if candidate is module:
+            return name.rsplit(".", 1)[-1]
+    return None
+
+
+def embedding_module_names(model: PreTrainedModel) -> list[str]:
+    names = [_module_name(model, model.get_input_embeddings()), _module_name(model, model.get_output_embeddings())]
+    return [n for n in names if n]
+
+
+@dataclass(frozen=True)
+class PeftSummary:
+    peft_type: str
+    trainable_parameters: int
+    total_parameters: int
+
+
+def attach_peft(
+    model: PreTrainedModel,
+    conf: PeftConf,
+    *,
+    vocab_grew: bool,
+    gradient_checkpointing: bool,
+    gradient_checkpointing_kwargs: dict[str, Any] | None,
+    sharded: bool,
+) -> tuple[Any, PeftSummary]:
+    """Return the model to train (a PeftModel unless NO_PEFT) and its trainable-parameter counts."""
+    if isinstance(conf, NoPeftConf):
+        return model, _summary("NO_PEFT", model)
+
+    import peft
+
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    if is_quantized(model) and not sharded:
+        model = peft.prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs=gradient_checkpointing_kwargs,
+        )
+    elif gradient_checkpointing:
+        # frozen embeddings give no input gradients, which reentrant checkpointing needs
+        model.enable_input_require_grads()
+
+    if isinstance(conf, PretrainedPeftConf):
+        if vocab_grew:
+            raise FinetuningError(
+                "the chat template adds tokens, but a pretrained adapter cannot train the grown embeddings; "
+                "use the tokenizer the adapter was trained with (chat_template_name: keep-original) "
+                "or start a new adapter",
+                "invalid_config",
+                "peft_conf",
+            )
+        check_model_reference(conf.name_or_path, "peft_conf.name_or_path")
+        peft_model = peft.PeftModel.from_pretrained(model, conf.name_or_path, is_trainable=True)
+        return peft_model, _summary("PRETRAINED_PEFT", peft_model)
+
+    assert isinstance(conf, GenericPeftConf)
+    peft_config = build_peft_config(conf)
+    if vocab_grew:
+        extra = embedding_module_names(model)
+        current = list(getattr(peft_config, "modules_to_save", None) or [])
+        if not hasattr(peft_config, "modules_to_save"):
+            raise FinetuningError(
+                f"{conf.peft_type} adapters cannot train the grown embeddings the chat template needs; "
+                "use LORA or chat_template_name: keep-original",
+                "invalid_config",
+                "peft_conf.peft_type",
+            )
+        peft_config.modules_to_save = current + [n for n in extra if n not in current]
+    peft_model = peft.get_peft_model(model, peft_config)
+    return peft_model, _summary(conf.peft_type, peft_model)
+
+
+def build_peft_config(conf: GenericPeftConf) -> Any:
+    """The PEFT config object for ``peft_type`` with ``peft_kwargs``; a bad kwarg names its path."""
+    import peft
+
+    config_class = peft.PEFT_TYPE_TO_CONFIG_MAPPING[peft.PeftType(conf.peft_type)]
+    try:
+        return config_class(task_type=conf.task_type, **conf.peft_kwargs)
+    except TypeError as exc:
+        raise FinetuningError(
+            f"{exc} (accepted keys are the fields of peft.{config_class.__name__})",
+            "invalid_config",
+            "peft_conf.peft_kwargs",
+        ) from exc
+    except ValueError as exc:
+        raise FinetuningError(str(exc), "invalid_config", "peft_conf.peft_kwargs") from exc
+
+
+def _summary(peft_type: str, model: torch.nn.Module) -> PeftSummary:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    logger.info("%s: %d of %d parameters trainable (%.2f%%)", peft_type, trainable, total, 100 * trainable / total)
+    return PeftSummary(peft_type, trainable, total)

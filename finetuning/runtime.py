@@ -1,0 +1,147 @@
+"""What every training method shares: options from the CLI, seeding, resolved training arguments, resuming,
+and turning the run's outcome into a final status event."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from finetuning.batchsize import BatchPlan
+from finetuning.config.base import ConfigError
+from finetuning.config.hf_training_args import HFTrainingArguments
+from finetuning.config.model import Determinism
+from finetuning.errors import FinetuningError
+from finetuning.events import EventWriter
+from finetuning.settings import EngineSettings
+from finetuning.tracking import TrackingCli
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class RunOptions:
+    """How to run, as opposed to what to train: set from the command line and the environment."""
+
+    settings: EngineSettings
+    num_preprocess_workers: int = 4
+    tracking: TrackingCli = field(default_factory=TrackingCli)
+    events_file: Path | None = None
+
+
+def seed_everything(seed: int, determinism: Determinism) -> None:
+    import torch
+    from transformers import enable_full_determinism, set_seed
+
+    if determinism == Determinism.FULL:
+        enable_full_determinism(seed)  # errors on any non-deterministic op
+        return
+    set_seed(seed)
+    if determinism == Determinism.HALF:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def output_dir_for(args: HFTrainingArguments, settings: EngineSettings) -> Path:
+    return Path(args.output_dir or settings.checkpoints_path).expanduser()
+
+
+def build_training_arguments(
+    args: HFTrainingArguments,
+    plan: BatchPlan,
+    *,
+    output_dir: Path,
+    learning_rate: float,
+    report_to: str | list[str],
+    full_determinism: bool,
+    arguments_class: type[TrainingArguments] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> TrainingArguments:
+    """The library's arguments: what the user set, the computed batch sizes, and the engine's choices."""
+    from transformers import TrainingArguments
+
+    kwargs = args.model_dump(exclude_unset=True)
+    kwargs.update(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=plan.per_device_train_batch_size,
+        per_device_eval_batch_size=plan.per_device_eval_batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        learning_rate=learning_rate,
+        report_to=report_to,
+    )
+    if full_determinism:
+        kwargs["full_determinism"] = True
+    # tokens per second in the events counts real (non-padding) tokens
+    kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
+    if isinstance(kwargs.get("deepspeed"), dict):
+        deepspeed = dict(kwargs["deepspeed"])
+        deepspeed["train_micro_batch_size_per_gpu"] = plan.per_device_train_batch_size
+        deepspeed["gradient_accumulation_steps"] = plan.gradient_accumulation_steps
+        deepspeed["train_batch_size"] = plan.total_train_batch_size
+        kwargs["deepspeed"] = deepspeed
+    kwargs.update(extra or {})
+    return (arguments_class or TrainingArguments)(**kwargs)
+
+
+def resolve_resume(value: bool | str, output_dir: Path) -> bool | str:
+    """``auto``: the last checkpoint in ``output_dir`` if any, else a fresh start; a path must exist."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if value == "auto":
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last:
+            logger.info("resuming from %s", last)
+        return last or False
+    if value is True:
+        if not output_dir.is_dir() or get_last_checkpoint(str(output_dir)) is None:
+            raise FinetuningError(
+                f"resume_from_checkpoint is true but {output_dir} holds no checkpoint; use auto to start fresh "
+                "when there is none",
+                "invalid_config",
+                "run_conf.resume_from_checkpoint",
+            )
+        return True
+    if isinstance(value, str) and not Path(value).is_dir():
+        raise FinetuningError(
+            f"no checkpoint folder at '{value}'", "invalid_config", "run_conf.resume_from_checkpoint"
+        )
+    return value
+
+
+OOM_REMEDY = (
+    "out of memory: lower batchsize_conf.max_per_device_train_batch_size (the total batch size stays the same), "
+    "shorten sft_args.max_seq_length, enable training_args.gradient_checkpointing, or load the model in 4-bit "
+    "(quant_conf)"
+)
+
+
+def run_reporting_status(events: EventWriter, body: Callable[[], T]) -> T:
+    """Run ``body`` and record the outcome as the final ``status`` event, with an error code people can act on."""
+    import torch
+
+    try:
+        result = body()
+    except ConfigError as exc:
+        issue = exc.issues[0] if exc.issues else None
+        events.status("failed", error={"code": "invalid_config", "message": str(exc), "param": issue and issue.loc})
+        raise
+    except FinetuningError as exc:
+        events.status("failed", error=exc.as_dict())
+        raise
+    except torch.OutOfMemoryError as exc:
+        events.status("failed", error={"code": "out_of_memory", "message": OOM_REMEDY, "param": None})
+        raise FinetuningError(OOM_REMEDY, "out_of_memory") from exc
+    except KeyboardInterrupt:
+        events.status("cancelled")
+        raise
+    except Exception as exc:
+        events.status("failed", error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+        raise
+    return result

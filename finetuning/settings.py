@@ -1,0 +1,58 @@
+"""The engine's settings: every environment variable the engine reads, each with its default.
+
+Nothing else in the engine reads ``os.environ`` for its own settings; call :func:`get_engine_settings` where they are
+needed (it builds them fresh, so tests can change the environment between calls).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EngineSettings(BaseSettings):
+    """Engine settings from the environment; the env name of each field is its ``validation_alias``."""
+
+    model_config = SettingsConfigDict(
+        # Exact env names only (validation_alias below), no prefix; unrelated variables are ignored.
+        extra="ignore",
+        # An exported but empty variable means "not set", as it does for MLflow and most shells' users.
+        env_ignore_empty=True,
+        # Lets tests and callers pass field names: EngineSettings(events_file=...).
+        populate_by_name=True,
+    )
+
+    checkpoints_path: Path = Field(
+        default=Path("./checkpoints"),
+        validation_alias="CHECKPOINTS_PATH",
+        description="Where training writes checkpoints and the final model (default ./checkpoints).",
+    )
+    events_file: Path | None = Field(
+        default=None,
+        validation_alias="FINETUNING_EVENTS_FILE",
+        description="JSON-lines file the engine appends machine-readable events to (see docs/events.md). "
+        "Default: none, no events are written.",
+    )
+    cache_dir: Path = Field(
+        default=Path("~/.cache/silogen-finetuning"),
+        validation_alias="FINETUNING_CACHE_DIR",
+        description="Cache for preprocessed data and similar (default ~/.cache/silogen-finetuning).",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow tracking URI; used only when neither the CLI nor the config sets one. Default: none.",
+    )
+
+    @field_validator("checkpoints_path", "events_file", "cache_dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        # A quoted "~/..." in an env file or a container spec reaches us unexpanded.
+        return None if value is None else value.expanduser()
+
+
+def get_engine_settings() -> EngineSettings:
+    """Read the settings from the current environment (fresh each call: no import-time global)."""
+    return EngineSettings()
