@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/mypy
 
 demo: install
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m finetuning.demo
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
 
 schema: install
 	for kind in sft dpo generate; do $(BIN)/finetuning schema $$kind > docs/schema/$$kind.schema.json; done

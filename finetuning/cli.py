@@ -92,12 +92,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as exc:
-        from finetuning.errors import FinetuningError
+        if not _is_user_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
-        if isinstance(exc, FinetuningError | ValueError | FileNotFoundError) and not args.logging_level == "DEBUG":
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT if not isinstance(exc, FinetuningError) or exc.code != "internal_error" else 1
-        raise
+
+def _is_user_error(exc: BaseException) -> bool:
+    """Bad input gets its message, not a traceback; platform failures keep theirs."""
+    from finetuning.data.errors import DataError
+    from finetuning.errors import FinetuningError
+
+    if isinstance(exc, FinetuningError):
+        return exc.code not in ("internal_error", "out_of_memory")
+    return isinstance(exc, DataError | FileNotFoundError)
 
 
 def _train(args: argparse.Namespace) -> int:

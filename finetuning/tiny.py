@@ -192,3 +192,30 @@ def cached_tiny_model(cache_root: str | Path, **kwargs: Any) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+_COLORS = "red blue green yellow black white orange purple".split()
+_THINGS = "sky grass sun snow coal milk carrot plum apple river book door".split()
+
+
+def tiny_chat_records(n: int = 32, *, seed: int = 0, system_prompt: str | None = None) -> list[dict[str, Any]]:
+    """Short memorisable conversations ("What color is the sky?" -> "blue"), deterministic for a seed."""
+    rng = random.Random(seed)
+    answers = {thing: rng.choice(_COLORS) for thing in _THINGS}
+    records = []
+    for i in range(n):
+        thing = _THINGS[i % len(_THINGS)]
+        messages = [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
+        messages += [
+            {"role": "user", "content": f"What color is the {thing}?"},
+            {"role": "assistant", "content": answers[thing]},
+        ]
+        records.append({"id": f"tiny-{i}", "dataset": "tiny-colors", "messages": messages})
+    return records
+
+
+def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path

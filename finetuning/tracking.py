@@ -72,9 +72,7 @@ def configure_tracking(
 ) -> TrackingDecision:
     """Pick the tracking source by precedence and set the env vars ``MLflowCallback`` reads; return the decision."""
     if cli.mlflow_server_uri:
-        return _enable(
-            environ, "cli", cli.mlflow_server_uri, cli.experiment_name, cli.hf_mlflow_log_artifacts
-        )
+        return _enable(environ, "cli", cli.mlflow_server_uri, cli.experiment_name, cli.hf_mlflow_log_artifacts)
     if config is not None and config.mlflow_server_uri:
         return _enable(
             environ, "config", config.mlflow_server_uri, config.experiment_name, config.hf_mlflow_log_artifacts
@@ -97,16 +95,14 @@ def apply_report_to(report_to: str | list[str] | None, enabled: bool) -> list[st
     Raises:
         ValueError: tracking is off and ``report_to`` is "all", which would turn MLflow on.
     """
-    is_all = report_to == "all" or (isinstance(report_to, list) and "all" in report_to)
-    if is_all and not enabled:
-        raise ValueError(
-            'training_args.report_to is "all", which includes MLflow, but MLflow tracking is not configured. '
-            "List the integrations you want instead (e.g. report_to: [tensorboard]), or enable MLflow with "
-            "--mlflow-server-uri, a tracking.mlflow_server_uri in the config, or MLFLOW_TRACKING_URI."
-        )
-    if is_all:
-        assert report_to is not None  # for mypy: is_all implies a value
-        return report_to
+    if (isinstance(report_to, str) and report_to == "all") or (isinstance(report_to, list) and "all" in report_to):
+        if not enabled:
+            raise ValueError(
+                'training_args.report_to is "all", which includes MLflow, but MLflow tracking is not configured. '
+                "List the integrations you want instead (e.g. report_to: [tensorboard]), or enable MLflow with "
+                "--mlflow-server-uri, a tracking.mlflow_server_uri in the config, or MLFLOW_TRACKING_URI."
+            )
+        return report_to  # "all" already includes mlflow
     if report_to is None or report_to == "none":
         integrations: list[str] = []
     elif isinstance(report_to, str):
@@ -153,9 +149,7 @@ def _tag_run_name(environ: MutableMapping[str, str]) -> str:
     except json.JSONDecodeError:
         tags = None
     if not isinstance(tags, dict):
-        raise ValueError(
-            f"MLFLOW_TAGS must be a JSON object such as '{{\"team\": \"nlp\"}}', got {raw!r}. Fix or unset it."
-        )
+        raise ValueError(f'MLFLOW_TAGS must be a JSON object, e.g. {{"team": "nlp"}}; got {raw!r}. Fix or unset it.')
     run_name = str(tags.setdefault(_RUN_NAME_TAG, random_run_name()))
     environ["MLFLOW_TAGS"] = json.dumps(tags)
     return run_name

@@ -80,8 +80,14 @@ class ConfigError(ValueError):
 
     @classmethod
     def from_validation_error(cls, root: type[BaseModel], exc: ValidationError) -> ConfigError:
-        issues = [_issue_from_error(root, err) for err in exc.errors(include_url=False)]
-        return cls(issues)
+        # a value failing every member of a union gives one error per member: report them as one issue
+        merged: dict[str, list[str]] = {}
+        for err in exc.errors(include_url=False):
+            issue = _issue_from_error(root, err)
+            messages = merged.setdefault(issue.loc, [])
+            if issue.message not in messages:
+                messages.append(issue.message)
+        return cls([ConfigIssue(loc, " or ".join(messages)) for loc, messages in merged.items()])
 
 
 def format_loc(parts: list[str | int]) -> str:

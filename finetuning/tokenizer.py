@@ -1,0 +1,219 @@
+"""Loading the tokenizer for training: chat template, template tokens, pad token, and inference-ready saving.
+
+During training the tokenizer adds BOS and EOS around every encoded text and keeps its own EOS token. What is saved
+(every checkpoint, the final model) is set up for inference instead: BOS on, EOS off, and ``eos_token`` set to the
+template's assistant end, so that generation stops at the end of an assistant turn.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from finetuning.config.data import ChatTemplateName, MissingPadTokenStrategy
+from finetuning.templates import ChatTemplate, get_template
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+# Marks a tokenizer whose save_pretrained has been wrapped; holds the unwrapped bound method.
+_WRAPPED_SAVE_ATTR = "_finetuning_unwrapped_save_pretrained"
+
+
+@dataclass
+class TokenizerSetup:
+    """What :func:`load_tokenizer` did to the tokenizer.
+
+    ``new_tokens`` are the template tokens that were not in the vocabulary before (the model's embeddings may need
+    to grow). ``assistant_start``/``assistant_end`` are the marker strings in force for this tokenizer
+    (``assistant_start`` is None for ``keep-original``). ``pad_strategy`` is None when the tokenizer already had a
+    pad token and no strategy was applied.
+    """
+
+    template: ChatTemplate
+    new_tokens: list[str] = field(default_factory=list)
+    assistant_start: str | None = None
+    assistant_end: str = ""
+    pad_strategy: MissingPadTokenStrategy | None = None
+
+
+def load_tokenizer(
+    name_or_path: str,
+    *,
+    template: ChatTemplateName,
+    padding_side: str,
+    pad_strategy: MissingPadTokenStrategy,
+    use_fast: bool = True,
+    trust_remote_code: bool = False,
+    for_training_method: Literal["sft", "dpo"] = "sft",
+) -> tuple[PreTrainedTokenizerBase, TokenizerSetup]:
+    """Load a tokenizer and prepare it for training with ``template``.
+
+    SFT installs the template (overwriting the stored one) and adds its special tokens. DPO expects a tokenizer
+    that SFT already prepared, so it refuses a stored template that differs or template tokens that are missing:
+    new tokens would need new, untrained embeddings. Then the pad strategy is applied (only when there is no pad
+    token) and the inference save wrapper is installed.
+    """
+    from transformers import AutoTokenizer
+
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if for_training_method not in ("sft", "dpo"):
+        raise ValueError(f"for_training_method must be 'sft' or 'dpo', got {for_training_method!r}")
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        name_or_path,
+        padding_side=padding_side,
+        # Training mode: every encoded example is framed as BOS ... EOS. The save wrapper switches EOS off again.
+        add_bos_token=True,
+        add_eos_token=True,
+        use_fast=use_fast,
+        trust_remote_code=trust_remote_code,
+    )
+    # Some tokenizer classes ignore the padding_side keyword.
+    tokenizer.padding_side = padding_side
+
+    chat_template = get_template(template)
+    new_tokens = _apply_template(tokenizer, chat_template, name_or_path, for_training_method)
+    applied = apply_pad_strategy(tokenizer, pad_strategy)
+    assistant_end = chat_template.resolve_assistant_end(tokenizer.eos_token)
+    install_inference_save_wrapper(tokenizer, assistant_end)
+    setup = TokenizerSetup(
+        template=chat_template,
+        new_tokens=new_tokens,
+        assistant_start=chat_template.assistant_start,
+        assistant_end=assistant_end,
+        pad_strategy=applied,
+    )
+    logger.info(
+        "Tokenizer %s: template %s, new tokens %s, assistant end %r, pad token %r (strategy %s)",
+        name_or_path,
+        template.value,
+        new_tokens,
+        assistant_end,
+        tokenizer.pad_token,
+        applied.value if applied else "none needed",
+    )
+    return tokenizer, setup
+
+
+def _apply_template(
+    tokenizer: PreTrainedTokenizerBase,
+    chat_template: ChatTemplate,
+    name_or_path: str,
+    for_training_method: str,
+) -> list[str]:
+    """Install the template and its special tokens; return the tokens that were new to the vocabulary."""
+    if chat_template.jinja is None:
+        if not tokenizer.chat_template:
+            raise ValueError(
+                f"chat_template_name is 'keep-original', but the tokenizer at {name_or_path!r} has no chat template: "
+                "choose one of the built-in templates instead"
+            )
+        return []
+
+    vocab = tokenizer.get_vocab()
+    new_tokens = [token for token in chat_template.new_special_tokens if token not in vocab]
+
+    if for_training_method == "dpo":
+        if tokenizer.chat_template != chat_template.jinja:
+            raise ValueError(
+                f"The tokenizer at {name_or_path!r} does not carry the {chat_template.name.value!r} chat template. "
+                "DPO does not overwrite chat templates: it expects a model and tokenizer saved by an SFT run with "
+                "the same chat_template_name. Either set chat_template_name to the template the model was "
+                "finetuned with (or 'keep-original' to use the stored one), or run SFT with this template first."
+            )
+        if new_tokens:
+            raise ValueError(
+                f"The {chat_template.name.value!r} chat template needs tokens that the tokenizer at {name_or_path!r} "
+                f"lacks: {new_tokens}. DPO cannot add tokens (their embeddings would be untrained); run SFT with this "
+                "template first and use its output as the DPO base model."
+            )
+    else:
+        tokenizer.chat_template = chat_template.jinja
+
+    if chat_template.new_special_tokens:
+        # Extends (not replaces) the special-token list. transformers 5 renamed "additional_special_tokens" to
+        # "extra_special_tokens", together with the replace_* keyword.
+        tokenizer.add_special_tokens(
+            {"extra_special_tokens": list(chat_template.new_special_tokens)},
+            replace_extra_special_tokens=False,
+        )
+    return new_tokens
+
+
+def apply_pad_strategy(
+    tokenizer: PreTrainedTokenizerBase, strategy: MissingPadTokenStrategy
+) -> MissingPadTokenStrategy | None:
+    """Give a tokenizer without a pad token one, by ``strategy``; return the strategy, or None if none was needed.
+
+    ``unk-convert-to-eos`` pads with UNK (its collator turns input-side pads into EOS), and it is an error to ask
+    for it when the tokenizer already has a pad token, because that collator would then pad with the wrong token.
+    """
+    if tokenizer.pad_token is not None:
+        if strategy == MissingPadTokenStrategy.UNK_CONVERT_TO_EOS:
+            raise ValueError(
+                f"missing_pad_token_strategy is 'unk-convert-to-eos', but the tokenizer already has a pad token "
+                f"({tokenizer.pad_token!r}): choose another strategy (it only applies when there is no pad token)"
+            )
+        logger.info("The tokenizer has a pad token (%r); no pad strategy applied", tokenizer.pad_token)
+        return None
+
+    source = {
+        MissingPadTokenStrategy.EOS_REPURPOSE: "eos_token",
+        MissingPadTokenStrategy.BOS_REPURPOSE: "bos_token",
+        MissingPadTokenStrategy.UNK_REPURPOSE: "unk_token",
+        MissingPadTokenStrategy.UNK_CONVERT_TO_EOS: "unk_token",
+    }[MissingPadTokenStrategy(strategy)]
+    token = getattr(tokenizer, source)
+    if token is None:
+        raise ValueError(
+            f"missing_pad_token_strategy {strategy.value!r} pads with the tokenizer's {source}, but this tokenizer "
+            f"has none: choose a strategy whose token exists (bos: {tokenizer.bos_token!r}, eos: "
+            f"{tokenizer.eos_token!r}, unk: {tokenizer.unk_token!r})"
+        )
+    if strategy == MissingPadTokenStrategy.UNK_CONVERT_TO_EOS and tokenizer.eos_token is None:
+        raise ValueError("missing_pad_token_strategy 'unk-convert-to-eos' needs an eos_token, and there is none")
+    tokenizer.pad_token = token
+    return MissingPadTokenStrategy(strategy)
+
+
+def install_inference_save_wrapper(tokenizer: PreTrainedTokenizerBase, assistant_end: str) -> None:
+    """Make ``tokenizer.save_pretrained`` write the inference settings instead of the training ones.
+
+    While saving, ``add_bos_token=True``, ``add_eos_token=False`` and ``eos_token=assistant_end`` (only for the
+    attributes the tokenizer has); afterwards, even on error, the training values come back. Wrapping the same
+    tokenizer twice raises RuntimeError.
+    """
+    if _WRAPPED_SAVE_ATTR in vars(tokenizer):
+        raise RuntimeError("this tokenizer's save_pretrained is already wrapped for inference-mode saving")
+
+    unwrapped = tokenizer.save_pretrained
+    # eos_token first: the add_* setters of fast tokenizers rebuild the post-processor from the current eos.
+    inference_settings: dict[str, Any] = {"eos_token": assistant_end, "add_bos_token": True, "add_eos_token": False}
+
+    @functools.wraps(unwrapped)
+    def save_pretrained(*args: Any, **kwargs: Any) -> Any:
+        present = [name for name in inference_settings if hasattr(tokenizer, name)]
+        previous = {name: getattr(tokenizer, name) for name in present}
+        # In transformers 5 the fast tokenizer's add_bos_token/add_eos_token are properties whose setters replace the
+        # backend post-processor with a rebuilt one. Keep the original object, so that a save leaves no trace.
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        post_processor = backend.post_processor if backend is not None else None
+        try:
+            for name in present:
+                setattr(tokenizer, name, inference_settings[name])
+            return unwrapped(*args, **kwargs)
+        finally:
+            for name in present:
+                setattr(tokenizer, name, previous[name])
+            if backend is not None:
+                backend.post_processor = post_processor
+
+    setattr(tokenizer, _WRAPPED_SAVE_ATTR, unwrapped)
+    # An instance attribute shadows the class method, so only this tokenizer is affected.
+    tokenizer.save_pretrained = save_pretrained  # type: ignore[method-assign]

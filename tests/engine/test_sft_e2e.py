@@ -1,0 +1,240 @@
+"""End to end on the CPU with the tiny model: the `finetuning sft` command as users run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from finetuning.cli import main
+from finetuning.events import read_events
+from finetuning.tiny import tiny_chat_records, write_jsonl
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def restore_environ() -> Iterator[None]:
+    """Tracking set-up writes MLflow's environment variables; keep each run's to itself."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def sft_config(model: Path, data: Path, out: Path, **sections: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "data_conf": {
+            "chat_template_name": "chat-ml",
+            "training_data": {"type": "CONCATENATION", "datasets": [{"path": str(data)}]},
+            "validation_data": {"type": "NONE"},
+        },
+        "training_args": {
+            "output_dir": str(out),
+            "max_steps": 30,
+            "learning_rate": 5e-3,
+            "logging_steps": 1,
+            "save_strategy": "no",
+            "use_cpu": True,
+            "report_to": [],
+            "seed": 7,
+        },
+        "batchsize_conf": {"total_train_batch_size": 8, "max_per_device_train_batch_size": 8},
+        "peft_conf": {"peft_type": "LORA", "peft_kwargs": {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}},
+        "run_conf": {"model": str(model)},
+        "sft_args": {"max_seq_length": 128, "train_on_completions_only": True},
+    }
+    for name, values in sections.items():
+        config[name] = {**config.get(name, {}), **values}
+    return config
+
+
+def run_cli(tmp_path: Path, config: dict[str, Any], *extra: str) -> tuple[int, list[dict[str, Any]]]:
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    events_path = tmp_path / "events.jsonl"
+    code = main(["--num-preprocess-workers", "1", "--events-file", str(events_path), *extra, "sft", str(config_path)])
+    return code, read_events(events_path) if events_path.exists() else []
+
+
+def losses(events: list[dict[str, Any]]) -> list[float]:
+    return [e["loss"] for e in events if e["type"] == "metrics" and e.get("loss") is not None]
+
+
+def test_lora_chatml_completions_only_learns_and_saves_for_inference(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tiny_chat_records(32), tmp_path / "colors.jsonl")
+    out = tmp_path / "out"
+    code, events = run_cli(tmp_path, sft_config(tiny_model_dir, data, out))
+    assert code == 0
+    curve = losses(events)
+    assert len(curve) == 30
+    assert min(curve[-5:]) < curve[0] / 2, curve
+
+    assert events[-1]["type"] == "status" and events[-1]["status"] == "succeeded"
+    phases = [e["phase"] for e in events if e["type"] == "phase"]
+    assert phases[:4] == ["loading_tokenizer", "preprocessing", "loading_model", "training"]
+    final = out / "checkpoint-final"
+    assert (final / "adapter_model.safetensors").is_file()
+    assert not list(final.glob("*.bin"))
+    # chat-ml adds <|im_start|>/<|im_end|>: the grown base is saved beside the adapter
+    new_base = out / "checkpoint-new-basemodel"
+    assert (new_base / "model.safetensors").is_file()
+
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    assert tokenizer.eos_token == "<|im_end|>"
+    assert tokenizer.convert_tokens_to_ids("<|im_start|>") >= 1000
+    adapter_config = json.loads((final / "adapter_config.json").read_text())
+    assert {"embed_tokens", "lm_head"} <= set(adapter_config["modules_to_save"] or [])
+
+
+def test_full_sft_with_weighted_mix_and_auto_split_evaluates(tiny_model_dir: Path, tmp_path: Path) -> None:
+    a = write_jsonl(tiny_chat_records(24, seed=1), tmp_path / "a.jsonl")
+    b = write_jsonl(tiny_chat_records(8, seed=2), tmp_path / "b.jsonl")
+    out = tmp_path / "out"
+    config = sft_config(
+        tiny_model_dir,
+        a,
+        out,
+        data_conf={
+            "chat_template_name": "keep-original",
+            "training_data": {
+                "type": "PRECOMPUTE_WEIGHTED_MIX",
+                "datasets": [{"path": str(a), "sampling_weight": 3.0}, {"path": str(b), "sampling_weight": 1.0}],
+            },
+            "validation_data": {"type": "AUTO_SPLIT", "ratio": 0.25},
+        },
+        training_args={"max_steps": 12, "eval_strategy": "steps", "eval_steps": 6, "learning_rate": 1e-3},
+        peft_conf={"peft_type": "NO_PEFT"},
+        sft_args={"train_on_completions_only": False},
+    )
+    config["peft_conf"] = {"peft_type": "NO_PEFT"}
+    code, events = run_cli(tmp_path, config)
+    assert code == 0
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [e["step"] for e in evals] == [6, 12]
+    assert all(e["metrics"]["eval_loss"] > 0 for e in evals)
+    assert (out / "checkpoint-final" / "model.safetensors").is_file()
+    assert not (out / "checkpoint-new-basemodel").exists()  # keep-original adds no tokens
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tiny_chat_records(32), tmp_path / "colors.jsonl")
+    out = tmp_path / "out"
+    config = sft_config(
+        tiny_model_dir,
+        data,
+        out,
+        training_args={"max_steps": 10, "save_strategy": "steps", "save_steps": 4},
+        run_conf={"model": str(tiny_model_dir), "resume_from_checkpoint": "auto"},
+    )
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    # first attempt: a real process, killed once its second checkpoint is on disk
+    first = subprocess.Popen(
+        [sys.executable, "-m", "finetuning.cli", "--num-preprocess-workers", "1", "sft", str(config_path)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = 240
+        import time
+
+        started = time.monotonic()
+        while not (out / "checkpoint-8" / "trainer_state.json").exists():
+            assert first.poll() is None, "the first run ended before it could be interrupted"
+            assert time.monotonic() - started < deadline
+            time.sleep(0.2)
+    finally:
+        first.kill()
+        first.wait()
+    assert not (out / "checkpoint-final").exists()
+
+    code, events = run_cli(tmp_path, config)
+    assert code == 0
+    started_event = next(e for e in events if e["type"] == "run_started")
+    assert started_event["resolved"]["resume_from_checkpoint"].endswith("checkpoint-8")
+    steps = [e["step"] for e in events if e["type"] == "metrics" and e.get("loss") is not None]
+    assert steps == [9, 10]
+    assert events[-1]["result"]["global_step"] == 10
+
+
+def test_mlflow_tracking_records_params_and_loss_curve(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tiny_chat_records(16), tmp_path / "colors.jsonl")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = sft_config(tiny_model_dir, data, tmp_path / "out", training_args={"max_steps": 6, "logging_steps": 2})
+    code, _ = run_cli(tmp_path, config, "--mlflow-server-uri", uri, "--experiment-name", "e2e")
+    assert code == 0
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("e2e")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert "learning_rate" in run.data.params
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [2, 4, 6]
+
+
+def test_bad_record_fails_with_file_and_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "broken.jsonl"
+    good = json.dumps(tiny_chat_records(1)[0])
+    data.write_text(f"{good}\n{good}\n" + json.dumps({"messages": [{"role": "robot", "content": "x"}]}) + "\n")
+    code, events = run_cli(tmp_path, sft_config(tiny_model_dir, data, tmp_path / "out"))
+    assert code == 2
+    error = events[-1]["error"]
+    assert events[-1]["status"] == "failed"
+    assert "broken.jsonl" in error["message"] and "line 3" in error["message"]
+
+
+def test_missing_model_fails_before_any_work(tmp_path: Path) -> None:
+    data = write_jsonl(tiny_chat_records(4), tmp_path / "d.jsonl")
+    code, events = run_cli(tmp_path, sft_config(tmp_path / "no-such-model", data, tmp_path / "out"))
+    assert code == 2
+    assert events[-1]["error"]["param"] == "run_conf.model"
+    assert events[-1]["error"]["code"] == "model_not_found"
+
+
+def test_two_processes_halve_the_per_device_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tiny_chat_records(32), tmp_path / "colors.jsonl")
+    config = sft_config(tiny_model_dir, data, tmp_path / "out", training_args={"max_steps": 3})
+    config["training_args"]["ddp_find_unused_parameters"] = False
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    events_path = tmp_path / "events.jsonl"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    launched = subprocess.run(
+        [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "finetuning.cli", "--num-preprocess-workers", "1", "--events-file", str(events_path),
+            "sft", str(config_path),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    events = read_events(events_path)
+    resolved = next(e for e in events if e["type"] == "run_started")["resolved"]
+    assert resolved["num_processes"] == 2
+    assert resolved["per_device_train_batch_size"] == 4
+    assert resolved["gradient_accumulation_steps"] == 1
+    assert resolved["total_train_batch_size"] == 8
+    assert events[-1]["status"] == "succeeded"
