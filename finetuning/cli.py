@@ -111,7 +111,7 @@ def _is_user_error(exc: BaseException) -> bool:
 def _train(args: argparse.Namespace) -> int:
     from finetuning.config import SFTConfig
     from finetuning.events import EventWriter
-    from finetuning.runtime import RunOptions, run_reporting_status
+    from finetuning.runtime import RunOptions, is_main_process, run_reporting_status
     from finetuning.settings import get_engine_settings
     from finetuning.tracking import TrackingCli
 
@@ -126,24 +126,22 @@ def _train(args: argparse.Namespace) -> int:
         tracking=TrackingCli(args.mlflow_server_uri, args.experiment_name, args.hf_mlflow_log_artifacts),
         events_file=args.events_file or settings.events_file,
     )
-    from accelerate import PartialState
-
-    events = EventWriter(options.events_file, enabled=PartialState().is_main_process)
+    events = EventWriter(options.events_file, enabled=is_main_process())
 
     def body() -> int:
         from finetuning.methods.sft import run_sft
 
         config = SFTConfig.from_yaml_file(args.config)
         result = run_sft(config, options, events)
+        artifacts = {"final_checkpoint": str(result.final_checkpoint)}
+        if result.new_basemodel is not None:
+            artifacts["new_basemodel"] = str(result.new_basemodel)
+        if result.mlflow_run_id is not None:
+            artifacts["mlflow_run_id"] = result.mlflow_run_id
         events.status(
             "succeeded",
-            result={
-                "final_checkpoint": str(result.final_checkpoint),
-                "new_basemodel": str(result.new_basemodel) if result.new_basemodel else None,
-                "global_step": result.global_step,
-                "train_loss": result.train_loss,
-                "eval_metrics": result.eval_metrics,
-            },
+            metrics={"global_step": result.global_step, "train_loss": result.train_loss, **result.eval_metrics},
+            artifacts=artifacts,
         )
         logger.info("done: %s", result.final_checkpoint)
         return EXIT_OK

@@ -167,7 +167,7 @@ class EventWriter:
         self,
         status: RunStatus | str,
         *,
-        error: EventError | None = None,
+        error: EventError | Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         artifacts: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
@@ -178,7 +178,7 @@ class EventWriter:
         return self.emit(
             EventType.STATUS,
             status=status.value,
-            error=None if error is None else dict(error),
+            error=None if error is None else _error_fields(error),
             metrics=dict(metrics or {}),
             artifacts={key: str(value) for key, value in (artifacts or {}).items()},
         )
@@ -195,6 +195,19 @@ class EventWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _error_fields(error: Mapping[str, Any]) -> EventError:
+    """Exactly ``{code, message, param}``: readers rely on the shape, whatever mapping the caller built."""
+    missing = [key for key in ("code", "message") if not error.get(key)]
+    if missing:
+        raise ValueError(f"an error needs a non-empty {' and '.join(missing)}, got {dict(error)!r}")
+    param = error.get("param")
+    return {
+        "code": str(error["code"]),
+        "message": str(error["message"]),
+        "param": None if param is None else str(param),
+    }
 
 
 def read_events(path: Path | str) -> list[dict[str, Any]]:
@@ -257,11 +270,11 @@ def _last_seq_and_drop_torn_tail(path: Path) -> int:
 
 
 def _as_number(value: Any) -> float | None:
-    """A log value as a float (None if it is not a number); bools are not metrics."""
+    """A log value as a number (None if it is not one); bools are not metrics, ints stay ints."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        return value
     # Tensors from custom trainers; the stock Trainer has already called .item(), as MLflowCallback would here.
     if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
         return float(value.item())
@@ -272,7 +285,11 @@ _METRICS_FIELDS = ("loss", "learning_rate", "grad_norm", "epoch")
 
 
 class _TrainerEventHooks:
-    """The logic of :class:`EventsCallback`, kept free of transformers so this module imports without torch."""
+    """Trainer hooks as events: ``phase`` training at train begin, ``metrics`` + ``progress`` per log, ``eval``,
+    ``checkpoint`` per save. The final ``status`` is the caller's: it knows how the run ended.
+
+    :class:`EventsCallback` adds transformers' ``TrainerCallback`` on first use, so this module imports without torch.
+    """
 
     def __init__(self, writer: EventWriter) -> None:
         self.writer = writer
@@ -281,15 +298,18 @@ class _TrainerEventHooks:
         self._last_time = 0.0
         self._last_tokens = 0
         self._last_progress_step = -1
+        self._step_end = 0.0
+        self._paused = 0.0  # seconds spent evaluating or saving since the previous log
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         # global_step is already the resumed step here, so the ETA counts only this session's steps.
-        self._start_time = self._last_time = time.monotonic()
+        self._start_time = self._last_time = self._step_end = time.monotonic()
         self._start_step = state.global_step
         self._last_tokens = state.num_input_tokens_seen
         self._last_progress_step = -1
+        self._paused = 0.0
         if state.is_world_process_zero:
             self.writer.phase(Phase.TRAINING)
 
@@ -325,7 +345,16 @@ class _TrainerEventHooks:
             self._last_progress_step = state.global_step
             self._progress(state, total_steps, now)
 
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        # Evaluation and saving run after on_step_end and before the next step; timing them keeps tokens/s a
+        # training speed (a checkpoint of a large model takes many steps' time).
+        self._step_end = time.monotonic()
+
+    def on_evaluate(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._pause_until_now()
+
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self._pause_until_now()
         if state.is_world_process_zero:
             # The Trainer's own naming (PREFIX_CHECKPOINT_DIR); absolute, because the reader's cwd may differ.
             path = Path(args.output_dir or ".").absolute() / f"checkpoint-{state.global_step}"
@@ -334,9 +363,14 @@ class _TrainerEventHooks:
     def _tokens_per_second(self, state: TrainerState, now: float) -> float | None:
         # The Trainer counts tokens only with include_num_input_tokens_seen ("non_padding": real tokens), else the
         # count stays 0 and so does the delta. The rate is over the window since the previous log: current speed.
-        tokens, elapsed = state.num_input_tokens_seen - self._last_tokens, now - self._last_time
-        self._last_tokens, self._last_time = state.num_input_tokens_seen, now
+        tokens, elapsed = state.num_input_tokens_seen - self._last_tokens, now - self._last_time - self._paused
+        self._last_tokens, self._last_time, self._paused = state.num_input_tokens_seen, now, 0.0
         return tokens / elapsed if elapsed > 0 and tokens > 0 else None
+
+    def _pause_until_now(self) -> None:
+        now = time.monotonic()
+        self._paused += now - self._step_end
+        self._step_end = now  # an evaluation followed by a save must not count the evaluation twice
 
     def _progress(self, state: TrainerState, total_steps: int | None, now: float) -> None:
         elapsed = now - self._start_time
@@ -349,8 +383,7 @@ class _TrainerEventHooks:
 
 if TYPE_CHECKING:
 
-    class EventsCallback(_TrainerEventHooks, TrainerCallback):
-        """Turns Trainer hooks into events: phase at train begin, metrics + progress per log, eval, checkpoints."""
+    class EventsCallback(_TrainerEventHooks, TrainerCallback): ...
 
 else:
 
@@ -366,10 +399,7 @@ def _events_callback_class() -> type[Any]:
     from transformers import TrainerCallback
 
     class EventsCallback(_TrainerEventHooks, TrainerCallback):
-        """Turns Trainer hooks into events: phase at train begin, metrics + progress per log, eval, checkpoints.
-
-        Final ``status`` events are the caller's: it knows how the run ended.
-        """
+        __doc__ = _TrainerEventHooks.__doc__
 
     EventsCallback.__module__ = __name__
     EventsCallback.__qualname__ = "EventsCallback"

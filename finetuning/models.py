@@ -56,9 +56,10 @@ def quantization_config(conf: QuantConf, *, fsdp: bool, bf16: bool, fp16: bool) 
     return BitsAndBytesConfig(**kwargs)
 
 
-def default_device_map(num_processes: int, local_process_index: int, deepspeed: bool) -> Any:
-    """One whole model per process in data parallel; let accelerate place it otherwise."""
-    if deepspeed:
+def default_device_map(num_processes: int, local_process_index: int, *, deepspeed: bool, on_cpu: bool) -> Any:
+    """One whole model per accelerator in data parallel; let accelerate place it on one process; the Trainer
+    places it under DeepSpeed and on the CPU."""
+    if deepspeed or on_cpu:
         return None
     return {"": local_process_index} if num_processes > 1 else "auto"
 

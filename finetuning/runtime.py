@@ -36,6 +36,14 @@ class RunOptions:
     events_file: Path | None = None
 
 
+def is_main_process() -> bool:
+    """Rank 0 under any launcher, read from the launcher's environment: creating accelerate's state here would
+    fix the process group before the training arguments choose its backend."""
+    from accelerate.utils import get_cpu_distributed_information
+
+    return get_cpu_distributed_information().rank == 0
+
+
 def seed_everything(seed: int, determinism: Determinism) -> None:
     import torch
     from transformers import enable_full_determinism, set_seed

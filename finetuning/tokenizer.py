@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from finetuning.config.data import ChatTemplateName, MissingPadTokenStrategy
@@ -35,10 +35,10 @@ class TokenizerSetup:
     """
 
     template: ChatTemplate
-    new_tokens: list[str] = field(default_factory=list)
-    assistant_start: str | None = None
-    assistant_end: str = ""
-    pad_strategy: MissingPadTokenStrategy | None = None
+    new_tokens: list[str]
+    assistant_start: str | None
+    assistant_end: str
+    pad_strategy: MissingPadTokenStrategy | None
 
 
 def load_tokenizer(

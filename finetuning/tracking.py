@@ -11,6 +11,8 @@ Importing this module does not import torch, transformers or mlflow.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 import os
 import secrets
 import string
@@ -137,7 +139,9 @@ def _enable(
 def _allow_file_store(environ: MutableMapping[str, str], uri: str) -> None:
     # MLflow 3.x refuses the file store ("maintenance mode") unless opted in; a file: URI or a bare path is the
     # user's explicit choice of one (the original engine's README documents file:///home/<user>/mlruns).
-    if urlparse(uri).scheme in ("", "file"):
+    # "databricks" has no scheme either but is not a path.
+    scheme = urlparse(uri).scheme
+    if scheme == "file" or (not scheme and not uri.startswith("databricks")):
         environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
 
 
@@ -153,3 +157,21 @@ def _tag_run_name(environ: MutableMapping[str, str]) -> str:
     run_name = str(tags.setdefault(_RUN_NAME_TAG, random_run_name()))
     environ["MLFLOW_TAGS"] = json.dumps(tags)
     return run_name
+
+
+@contextmanager
+def mlflow_run(decision: TrackingDecision, *, main_process: bool) -> Iterator[str | None]:
+    """Open the MLflow run around training and the final evaluation; yields its id (None when tracking is off).
+
+    Opening it here, rather than leaving it to ``MLflowCallback``, keeps a final ``trainer.evaluate()`` in the
+    same run (the callback ends the run it opened at train end) and pins the experiment explicitly.
+    """
+    if not decision.enabled or not main_process:
+        yield None
+        return
+    import mlflow
+
+    mlflow.set_tracking_uri(decision.uri)
+    mlflow.set_experiment(decision.experiment or "Default")
+    with mlflow.start_run(run_name=decision.run_name) as run:
+        yield run.info.run_id

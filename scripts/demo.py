@@ -67,7 +67,7 @@ def main() -> int:
     print(f"\nfinal status: {final.get('status')}  ({events_path})")
     if completed.returncode != 0 or final.get("status") != "succeeded":
         return 1
-    _show_answers(Path(final["result"]["final_checkpoint"]), model)
+    _show_answers(Path(final["artifacts"]["final_checkpoint"]), model)
     return 0
 
 

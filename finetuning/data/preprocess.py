@@ -117,7 +117,7 @@ def preprocess_sft(
 
     dropped = 0
     if length_handling == "filter":
-        lengths = np.asarray(dataset.data.column("length"))
+        lengths = _lengths(dataset)
         keep = np.flatnonzero(lengths <= max_seq_length)
         dropped = len(dataset) - len(keep)
         if dropped:
@@ -281,7 +281,15 @@ def split_validation(dataset: Dataset, conf: AutoSplitInput) -> tuple[Dataset, D
 
 def sort_longest_first(dataset: Dataset) -> Dataset:
     """The dataset ordered by ``length``, longest first (ties keep their order)."""
-    return dataset.sort("length", reverse=True, keep_in_memory=True)
+    # Not Dataset.sort: in datasets 5.2, sort(keep_in_memory=True) on a memory-mapped dataset raises
+    # ("use either keep_in_memory or indices_cache_file_name"), and it trips a pyarrow FutureWarning.
+    order = np.argsort(-_lengths(dataset), kind="stable")
+    return dataset.select(order, keep_in_memory=True)
+
+
+def _lengths(dataset: Dataset) -> np.ndarray:
+    # Through the arrow format so that an indices mapping (select, split) is honoured; dataset.data is not.
+    return dataset.with_format("arrow")["length"].to_numpy()
 
 
 def prepare_sft_datasets(

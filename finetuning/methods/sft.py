@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetuning.batchsize import plan_batches, scaled_learning_rate
-from finetuning.config.data import MissingPadTokenStrategy
 from finetuning.config.jobs import SFTConfig
 from finetuning.config.model import Determinism, NoPeftConf
 from finetuning.events import EventsCallback, EventWriter
+from finetuning.preflight import preflight_sft
 from finetuning.runtime import (
     RunOptions,
     build_training_arguments,
@@ -19,7 +20,10 @@ from finetuning.runtime import (
     resolve_resume,
     seed_everything,
 )
-from finetuning.tracking import apply_report_to, configure_tracking
+from finetuning.tracking import apply_report_to, configure_tracking, mlflow_run
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +35,28 @@ class SFTResult:
     global_step: int
     train_loss: float | None
     eval_metrics: dict[str, float]
+    mlflow_run_id: str | None
 
 
-def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTResult:
+def run_sft(
+    config: SFTConfig,
+    options: RunOptions,
+    events: EventWriter,
+    callbacks: Sequence[TrainerCallback] = (),
+) -> SFTResult:
+    """Run one SFT experiment; ``callbacks`` are extra Trainer callbacks (the service uses them to cancel)."""
     from accelerate import PartialState
     from transformers import Trainer
 
-    from finetuning import collators, models
+    from finetuning import models
+    from finetuning.collators import build_sft_collator
     from finetuning.data.preprocess import prepare_sft_datasets
     from finetuning.tokenizer import load_tokenizer
 
-    state = PartialState()
+    preflight_sft(config)
     args_conf, run_conf = config.training_args, config.run_conf
+    # the same process group TrainingArguments would set up; created first because the batch plan needs its size
+    state = PartialState(cpu=args_conf.use_cpu)
 
     tracking = configure_tracking(options.tracking, config.tracking, options.settings)
     plan = plan_batches(config.batchsize_conf, state.num_processes)
@@ -60,7 +74,8 @@ def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTR
         full_determinism=run_conf.determinism == Determinism.FULL,
     )
     resume = resolve_resume(run_conf.resume_from_checkpoint, output_dir)
-    events.run_started(method="sft", resolved=_resolved(plan, learning_rate, output_dir, resume, tracking.run_name))
+    resolved = _resolved(plan, learning_rate, output_dir, resume, tracking.run_name)
+    events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": resolved})
 
     events.phase("loading_tokenizer")
     if run_conf.tokenizer is not None:
@@ -82,7 +97,7 @@ def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTR
             config.sft_args,
             tokenizer,
             num_proc=options.num_preprocess_workers,
-            cache_dir=options.settings.preprocess_cache_dir,
+            cache_dir=options.settings.cache_dir / "preprocessed",
         )
     logger.info("training on %d examples, validating on %d", len(train_dataset), len(eval_dataset or []))
 
@@ -94,7 +109,10 @@ def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTR
         run_conf,
         quantization,
         device_map=models.default_device_map(
-            state.num_processes, state.local_process_index, deepspeed=args_conf.deepspeed is not None
+            state.num_processes,
+            state.local_process_index,
+            deepspeed=args_conf.deepspeed is not None,
+            on_cpu=training_args.device.type == "cpu",
         ),
     )
     vocab_grew = models.grow_embeddings(model, tokenizer)
@@ -120,16 +138,19 @@ def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTR
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=_collator(config, tokenizer, setup),
+        data_collator=build_sft_collator(
+            tokenizer, setup, completions_only=config.sft_args.train_on_completions_only
+        ),
         processing_class=tokenizer,
-        callbacks=[EventsCallback(events)],
+        callbacks=[EventsCallback(events), *callbacks],
     )
-    output = trainer.train(resume_from_checkpoint=resume)
-    eval_metrics: dict[str, float] = {}
-    if eval_dataset is not None and training_args.eval_strategy == "no":
-        # validation data was given but no schedule: evaluate once at the end rather than never
-        events.phase("evaluating")
-        eval_metrics = trainer.evaluate()
+    with mlflow_run(tracking, main_process=state.is_main_process) as mlflow_run_id:
+        output = trainer.train(resume_from_checkpoint=resume)
+        eval_metrics: dict[str, float] = {}
+        if eval_dataset is not None and training_args.eval_strategy == "no":
+            # validation data was given but no schedule: evaluate once at the end rather than never
+            events.phase("evaluating")
+            eval_metrics = trainer.evaluate()
 
     events.phase("saving")
     final_checkpoint = output_dir / run_conf.final_checkpoint_name
@@ -141,17 +162,8 @@ def run_sft(config: SFTConfig, options: RunOptions, events: EventWriter) -> SFTR
         global_step=trainer.state.global_step,
         train_loss=output.training_loss,
         eval_metrics=eval_metrics,
+        mlflow_run_id=mlflow_run_id,
     )
-
-
-def _collator(config: SFTConfig, tokenizer: Any, setup: Any) -> Any:
-    from finetuning import collators
-
-    if config.sft_args.train_on_completions_only:
-        return collators.CompletionsOnlyCollator(tokenizer, setup.assistant_start, setup.assistant_end)
-    if config.data_conf.missing_pad_token_strategy == MissingPadTokenStrategy.UNK_CONVERT_TO_EOS:
-        return collators.UnkToEosCollator(tokenizer)
-    return collators.CausalLMCollator(tokenizer)
 
 
 def _resolved(plan: Any, learning_rate: float, output_dir: Path, resume: bool | str, run_name: str | None) -> dict:

@@ -84,7 +84,7 @@ def test_lora_chatml_completions_only_learns_and_saves_for_inference(tiny_model_
     assert phases[:4] == ["loading_tokenizer", "preprocessing", "loading_model", "training"]
     final = out / "checkpoint-final"
     assert (final / "adapter_model.safetensors").is_file()
-    assert not list(final.glob("*.bin"))
+    assert not list(final.glob("*model*.bin"))  # weights are safetensors only
     # chat-ml adds <|im_start|>/<|im_end|>: the grown base is saved beside the adapter
     new_base = out / "checkpoint-new-basemodel"
     assert (new_base / "model.safetensors").is_file()
@@ -123,12 +123,34 @@ def test_full_sft_with_weighted_mix_and_auto_split_evaluates(tiny_model_dir: Pat
     assert code == 0
     evals = [e for e in events if e["type"] == "eval"]
     assert [e["step"] for e in evals] == [6, 12]
-    assert all(e["metrics"]["eval_loss"] > 0 for e in evals)
+    assert all(e["metrics"]["loss"] > 0 for e in evals)
     assert (out / "checkpoint-final" / "model.safetensors").is_file()
     assert not (out / "checkpoint-new-basemodel").exists()  # keep-original adds no tokens
 
 
+class CrashAfterSave:
+    """A Trainer callback that kills the run right after a given checkpoint is on disk."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step == self.step:
+            raise RuntimeError("simulated crash")
+
+
 def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from finetuning.config import SFTConfig
+    from finetuning.events import EventWriter
+    from finetuning.methods.sft import run_sft
+    from finetuning.runtime import RunOptions
+    from finetuning.settings import EngineSettings
+
     data = write_jsonl(tiny_chat_records(32), tmp_path / "colors.jsonl")
     out = tmp_path / "out"
     config = sft_config(
@@ -138,43 +160,26 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_model_dir: Path, 
         training_args={"max_steps": 10, "save_strategy": "steps", "save_steps": 4},
         run_conf={"model": str(tiny_model_dir), "resume_from_checkpoint": "auto"},
     )
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    # first attempt: a real process, killed once its second checkpoint is on disk
-    first = subprocess.Popen(
-        [sys.executable, "-m", "finetuning.cli", "--num-preprocess-workers", "1", "sft", str(config_path)],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = 240
-        import time
-
-        started = time.monotonic()
-        while not (out / "checkpoint-8" / "trainer_state.json").exists():
-            assert first.poll() is None, "the first run ended before it could be interrupted"
-            assert time.monotonic() - started < deadline
-            time.sleep(0.2)
-    finally:
-        first.kill()
-        first.wait()
-    assert not (out / "checkpoint-final").exists()
+    options = RunOptions(settings=EngineSettings(cache_dir=tmp_path / "cache"), num_preprocess_workers=1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_sft(SFTConfig.validate_config(config), options, EventWriter(None), callbacks=[CrashAfterSave(8)])
+    assert (out / "checkpoint-8").is_dir() and not (out / "checkpoint-final").exists()
 
     code, events = run_cli(tmp_path, config)
     assert code == 0
     started_event = next(e for e in events if e["type"] == "run_started")
-    assert started_event["resolved"]["resume_from_checkpoint"].endswith("checkpoint-8")
+    assert started_event["config"]["resolved"]["resume_from_checkpoint"].endswith("checkpoint-8")
     steps = [e["step"] for e in events if e["type"] == "metrics" and e.get("loss") is not None]
     assert steps == [9, 10]
-    assert events[-1]["result"]["global_step"] == 10
+    assert events[-1]["metrics"]["global_step"] == 10
+    assert (out / "checkpoint-final" / "adapter_model.safetensors").is_file()
 
 
 def test_mlflow_tracking_records_params_and_loss_curve(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = write_jsonl(tiny_chat_records(16), tmp_path / "colors.jsonl")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     config = sft_config(tiny_model_dir, data, tmp_path / "out", training_args={"max_steps": 6, "logging_steps": 2})
-    code, _ = run_cli(tmp_path, config, "--mlflow-server-uri", uri, "--experiment-name", "e2e")
+    code, events = run_cli(tmp_path, config, "--mlflow-server-uri", uri, "--experiment-name", "e2e")
     assert code == 0
 
     from mlflow import MlflowClient
@@ -184,6 +189,7 @@ def test_mlflow_tracking_records_params_and_loss_curve(tiny_model_dir: Path, tmp
     assert experiment is not None
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
+    assert events[-1]["artifacts"]["mlflow_run_id"] == run.info.run_id
     assert "learning_rate" in run.data.params
     history = client.get_metric_history(run.info.run_id, "loss")
     assert [m.step for m in history] == [2, 4, 6]
@@ -206,6 +212,7 @@ def test_missing_model_fails_before_any_work(tmp_path: Path) -> None:
     assert code == 2
     assert events[-1]["error"]["param"] == "run_conf.model"
     assert events[-1]["error"]["code"] == "model_not_found"
+    assert not (tmp_path / "out").exists()  # nothing was started
 
 
 def test_two_processes_halve_the_per_device_batch(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -215,7 +222,8 @@ def test_two_processes_halve_the_per_device_batch(tiny_model_dir: Path, tmp_path
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     events_path = tmp_path / "events.jsonl"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # accelerate's --cpu launches a single process; --multi_gpu with use_cpu gives gloo data parallel on the CPU
     launched = subprocess.run(
         [
             sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
@@ -232,7 +240,7 @@ def test_two_processes_halve_the_per_device_batch(tiny_model_dir: Path, tmp_path
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     events = read_events(events_path)
-    resolved = next(e for e in events if e["type"] == "run_started")["resolved"]
+    resolved = next(e for e in events if e["type"] == "run_started")["config"]["resolved"]
     assert resolved["num_processes"] == 2
     assert resolved["per_device_train_batch_size"] == 4
     assert resolved["gradient_accumulation_steps"] == 1
