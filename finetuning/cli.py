@@ -23,12 +23,8 @@ def make_parser() -> argparse.ArgumentParser:
         "--num-preprocess-workers", type=int, default=4, help="Number of processes to use for preprocessing"
     )
     parser.add_argument("--mlflow-server-uri", default=None, help="MLflow server URI. Can be local path.")
-    parser.add_argument(
-        "--experiment-name", default="default", help="Experiment name that is used for MLflow tracking"
-    )
-    parser.add_argument(
-        "--hf-mlflow-log-artifacts", default="False", help="Whether to store model artifacts in MLFlow"
-    )
+    parser.add_argument("--experiment-name", default="default", help="Experiment name that is used for MLflow tracking")
+    parser.add_argument("--hf-mlflow-log-artifacts", default="False", help="Whether to store model artifacts in MLFlow")
     parser.add_argument(
         "--events-file",
         type=Path,
@@ -116,8 +112,11 @@ def _train(args: argparse.Namespace) -> int:
     from finetuning.tracking import TrackingCli
 
     if args.command == "dpo":
-        print("error: finetuning dpo is not available yet in this version; it arrives with the preference "
-              "optimization release", file=sys.stderr)
+        print(
+            "error: finetuning dpo is not available yet in this version; it arrives with the preference "
+            "optimization release",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     settings = get_engine_settings()
     options = RunOptions(

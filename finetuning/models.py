@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from finetuning.config.model import (
     BnBQuantizationConf,
@@ -94,7 +94,8 @@ def is_quantized(model: PreTrainedModel) -> bool:
 
 def grow_embeddings(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> bool:
     """Give new tokens rows (mean-initialised by transformers) when the tokenizer outgrew the model."""
-    current = model.get_input_embeddings().weight.shape[0]
+    weight = cast("torch.Tensor", model.get_input_embeddings().weight)
+    current = int(weight.shape[0])
     if len(tokenizer) <= current:
         return False
     if is_quantized(model):

@@ -117,9 +117,7 @@ def resolve_resume(value: bool | str, output_dir: Path) -> bool | str:
             )
         return True
     if isinstance(value, str) and not Path(value).is_dir():
-        raise FinetuningError(
-            f"no checkpoint folder at '{value}'", "invalid_config", "run_conf.resume_from_checkpoint"
-        )
+        raise FinetuningError(f"no checkpoint folder at '{value}'", "invalid_config", "run_conf.resume_from_checkpoint")
     return value
 
 

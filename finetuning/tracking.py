@@ -11,12 +11,11 @@ Importing this module does not import torch, transformers or mlflow.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 import os
 import secrets
 import string
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlparse
@@ -166,7 +165,7 @@ def mlflow_run(decision: TrackingDecision, *, main_process: bool) -> Iterator[st
     Opening it here, rather than leaving it to ``MLflowCallback``, keeps a final ``trainer.evaluate()`` in the
     same run (the callback ends the run it opened at train end) and pins the experiment explicitly.
     """
-    if not decision.enabled or not main_process:
+    if not decision.enabled or decision.uri is None or not main_process:
         yield None
         return
     import mlflow

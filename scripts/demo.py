@@ -54,8 +54,17 @@ def main() -> int:
     events_path = OUT / "events.jsonl"
     events_path.unlink(missing_ok=True)
     print(f"tiny model: {model}\nconfig:     {config_path}\n", flush=True)
-    command = [sys.executable, "-m", "finetuning.cli", "--num-preprocess-workers", "1",
-               "--events-file", str(events_path), "sft", str(config_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "finetuning.cli",
+        "--num-preprocess-workers",
+        "1",
+        "--events-file",
+        str(events_path),
+        "sft",
+        str(config_path),
+    ]
     print("$ finetuning " + " ".join(command[3:]), flush=True)
     completed = subprocess.run(command, check=False)
     events = read_events(events_path)

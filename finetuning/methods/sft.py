@@ -129,7 +129,7 @@ def run_sft(
         config.peft_conf,
         vocab_grew=vocab_grew,
         gradient_checkpointing=bool(training_args.gradient_checkpointing),
-        gradient_checkpointing_kwargs=training_args.gradient_checkpointing_kwargs,
+        gradient_checkpointing_kwargs=_as_dict(training_args.gradient_checkpointing_kwargs),
         sharded=bool(args_conf.fsdp),
     )
 
@@ -138,9 +138,7 @@ def run_sft(
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=build_sft_collator(
-            tokenizer, setup, completions_only=config.sft_args.train_on_completions_only
-        ),
+        data_collator=build_sft_collator(tokenizer, setup, completions_only=config.sft_args.train_on_completions_only),
         processing_class=tokenizer,
         callbacks=[EventsCallback(events), *callbacks],
     )
@@ -178,3 +176,8 @@ def _resolved(plan: Any, learning_rate: float, output_dir: Path, resume: bool | 
         "resume_from_checkpoint": resume,
         "mlflow_run_name": run_name,
     }
+
+
+def _as_dict(value: Any) -> dict[str, Any] | None:
+    """TrainingArguments accepts some dict fields as JSON strings; by now they are parsed."""
+    return value if isinstance(value, dict) else None

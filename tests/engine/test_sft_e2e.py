@@ -79,7 +79,8 @@ def test_lora_chatml_completions_only_learns_and_saves_for_inference(tiny_model_
     assert len(curve) == 30
     assert min(curve[-5:]) < curve[0] / 2, curve
 
-    assert events[-1]["type"] == "status" and events[-1]["status"] == "succeeded"
+    assert events[-1]["type"] == "status"
+    assert events[-1]["status"] == "succeeded"
     phases = [e["phase"] for e in events if e["type"] == "phase"]
     assert phases[:4] == ["loading_tokenizer", "preprocessing", "loading_model", "training"]
     final = out / "checkpoint-final"
@@ -163,7 +164,8 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tiny_model_dir: Path, 
     options = RunOptions(settings=EngineSettings(cache_dir=tmp_path / "cache"), num_preprocess_workers=1)
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_sft(SFTConfig.validate_config(config), options, EventWriter(None), callbacks=[CrashAfterSave(8)])
-    assert (out / "checkpoint-8").is_dir() and not (out / "checkpoint-final").exists()
+    assert (out / "checkpoint-8").is_dir()
+    assert not (out / "checkpoint-final").exists()
 
     code, events = run_cli(tmp_path, config)
     assert code == 0
@@ -203,7 +205,8 @@ def test_bad_record_fails_with_file_and_line(tiny_model_dir: Path, tmp_path: Pat
     assert code == 2
     error = events[-1]["error"]
     assert events[-1]["status"] == "failed"
-    assert "broken.jsonl" in error["message"] and "line 3" in error["message"]
+    assert "broken.jsonl" in error["message"]
+    assert "line 3" in error["message"]
 
 
 def test_missing_model_fails_before_any_work(tmp_path: Path) -> None:
@@ -226,10 +229,26 @@ def test_two_processes_halve_the_per_device_batch(tiny_model_dir: Path, tmp_path
     # accelerate's --cpu launches a single process; --multi_gpu with use_cpu gives gloo data parallel on the CPU
     launched = subprocess.run(
         [
-            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-            "-m", "finetuning.cli", "--num-preprocess-workers", "1", "--events-file", str(events_path),
-            "sft", str(config_path),
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "finetuning.cli",
+            "--num-preprocess-workers",
+            "1",
+            "--events-file",
+            str(events_path),
+            "sft",
+            str(config_path),
         ],
         cwd=REPO_ROOT,
         env=env,

@@ -43,7 +43,8 @@ def test_original_style_config_validates_with_legacy_keys() -> None:
     config = SFTConfig.from_yaml_file(CONFIGS / "sft-original-full.yaml")
     assert config.run_conf.model_args.dtype == "bfloat16"  # legacy torch_dtype accepted
     assert config.run_conf.model_args.from_pretrained_kwargs()["use_cache"] is False  # extra keys pass through
-    assert config.tracking is not None and not config.tracking.enabled  # empty URI: config does not set MLflow
+    assert config.tracking is not None
+    assert not config.tracking.enabled
 
 
 def test_defaults_apply() -> None:
@@ -53,7 +54,8 @@ def test_defaults_apply() -> None:
     assert config.run_conf.model == "/local_resources/basemodel"
     assert config.run_conf.final_checkpoint_name == "checkpoint-final"
     assert config.run_conf.model_args.trust_remote_code is False
-    assert config.sft_args.max_seq_length == 2048 and config.sft_args.length_handling == "filter"
+    assert config.sft_args.max_seq_length == 2048
+    assert config.sft_args.length_handling == "filter"
     assert config.overrides.lr_multiplier == 1.0
     assert config.quant_conf.quantization_type == "no-quantization"
     assert config.tracking is None
@@ -145,7 +147,8 @@ def test_generic_peft_type_accepts_any_peft_method() -> None:
     data = minimal_sft()
     data["peft_conf"] = {"peft_type": "IA3", "peft_kwargs": {"target_modules": ["k_proj"]}}
     config = SFTConfig.validate_config(data)
-    assert isinstance(config.peft_conf, GenericPeftConf) and config.peft_conf.task_type == "CAUSAL_LM"
+    assert isinstance(config.peft_conf, GenericPeftConf)
+    assert config.peft_conf.task_type == "CAUSAL_LM"
 
 
 def test_quantization_needs_exactly_one_mode() -> None:
@@ -209,7 +212,8 @@ def test_json_schema_documents_the_yaml_format() -> None:
     training_args = schema["$defs"]["SFTTrainingArgs"]["properties"]
     assert "learning_rate" in training_args
     assert not {"per_device_train_batch_size", "gradient_accumulation_steps"} & set(training_args)
-    assert "PRECOMPUTE_WEIGHTED_MIX" in text and "learning_rate" in text
+    assert "PRECOMPUTE_WEIGHTED_MIX" in text
+    assert "learning_rate" in text
 
 
 def test_schema_import_does_not_pull_in_torch() -> None:
