@@ -1,6 +1,7 @@
 """Shared test setup: offline Hugging Face, single-threaded torch, cached tiny models."""
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from pathlib import Path
 # Tests must never reach the hub; torch on a 2-core machine is steadier (and not slower) with one thread.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The engine's caches (preprocessed data) stay out of the user's home during tests.
+os.environ.setdefault("FINETUNING_CACHE_DIR", tempfile.mkdtemp(prefix="finetuning-test-cache-"))
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Lets plain `pytest` (not only `python -m pytest`) import the uninstalled package.
