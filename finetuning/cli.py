@@ -139,7 +139,13 @@ def _train(args: argparse.Namespace) -> int:
             artifacts["mlflow_run_id"] = result.mlflow_run_id
         events.status(
             "succeeded",
-            metrics={"global_step": result.global_step, "train_loss": result.train_loss, **result.eval_metrics},
+            metrics={
+                "global_step": result.global_step,
+                "train_loss": result.train_loss,
+                "train_examples": result.train_examples,
+                "eval_examples": result.eval_examples,
+                **result.eval_metrics,
+            },
             artifacts=artifacts,
         )
         logger.info("done: %s", result.final_checkpoint)

@@ -1,8 +1,8 @@
 """Shared test setup: offline Hugging Face, single-threaded torch, cached tiny models."""
 
 import os
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 # Set before anything imports torch or huggingface_hub, which read these once at import.

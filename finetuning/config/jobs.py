@@ -44,12 +44,17 @@ class SFTConfig(StrictModel):
     @model_validator(mode="after")
     def _derived(self) -> SFTConfig:
         _force_data_type(self.data_conf, DataType.CHAT_CONVERSATION)
-        pad_strategy = self.data_conf.missing_pad_token_strategy
-        if self.sft_args.train_on_completions_only and pad_strategy == "unk-convert-to-eos":
-            raise ValueError(
-                "sft_args.train_on_completions_only cannot be combined with "
-                "data_conf.missing_pad_token_strategy: unk-convert-to-eos; choose another pad strategy"
-            )
+        if self.sft_args.train_on_completions_only:
+            if self.data_conf.missing_pad_token_strategy == "unk-convert-to-eos":
+                raise ValueError(
+                    "sft_args.train_on_completions_only cannot be combined with "
+                    "data_conf.missing_pad_token_strategy: unk-convert-to-eos; choose another pad strategy"
+                )
+            if self.data_conf.chat_template_name == "keep-original":
+                raise ValueError(
+                    "sft_args.train_on_completions_only needs the assistant markers of a built-in template; "
+                    "data_conf.chat_template_name: keep-original has none (choose e.g. chat-ml)"
+                )
         return self
 
 

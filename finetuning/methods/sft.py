@@ -36,6 +36,8 @@ class SFTResult:
     train_loss: float | None
     eval_metrics: dict[str, float]
     mlflow_run_id: str | None
+    train_examples: int
+    eval_examples: int
 
 
 def run_sft(
@@ -161,6 +163,8 @@ def run_sft(
         train_loss=output.training_loss,
         eval_metrics=eval_metrics,
         mlflow_run_id=mlflow_run_id,
+        train_examples=len(train_dataset),
+        eval_examples=len(eval_dataset or []),
     )
 
 

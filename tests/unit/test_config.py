@@ -219,3 +219,10 @@ def test_json_schema_documents_the_yaml_format() -> None:
 def test_schema_import_does_not_pull_in_torch() -> None:
     code = "import sys, finetuning.config; sys.exit(1 if {'torch', 'transformers'} & set(sys.modules) else 0)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_completions_only_needs_a_template_with_markers() -> None:
+    data = minimal_sft()
+    data["sft_args"]["train_on_completions_only"] = True
+    data["data_conf"]["chat_template_name"] = "keep-original"
+    assert "keep-original" in str(issues(data))
