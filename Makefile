@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo schema clean
+.PHONY: install test test-fast lint demo clean
 
 install: $(STAMP)
 
@@ -32,9 +32,6 @@ lint: install
 
 demo: install
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
-
-schema: install
-	for kind in sft dpo generate; do $(BIN)/finetuning schema $$kind > docs/schema/$$kind.schema.json; done
 
 clean:
 	rm -rf $(VENV) .cache demo-output .pytest_cache .mypy_cache .ruff_cache

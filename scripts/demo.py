@@ -22,7 +22,8 @@ def main() -> int:
     from finetuning.tiny import cached_tiny_model, tiny_chat_records, write_jsonl
 
     model = cached_tiny_model(ROOT / ".cache" / "tiny-models")
-    data = write_jsonl(tiny_chat_records(48), OUT / "data" / "colors.jsonl")
+    records = tiny_chat_records(48)
+    data = write_jsonl(records, OUT / "data" / "colors.jsonl")
     config = {
         "data_conf": {
             "chat_template_name": "chat-ml",
@@ -31,12 +32,12 @@ def main() -> int:
         },
         "training_args": {
             "output_dir": str(OUT / "run"),
-            "max_steps": 60,
-            "learning_rate": 3e-3,
-            "logging_steps": 5,
-            "save_steps": 30,
+            "max_steps": 200,
+            "learning_rate": 1e-2,
+            "logging_steps": 20,
+            "save_steps": 100,
             "eval_strategy": "steps",
-            "eval_steps": 30,
+            "eval_steps": 100,
             "use_cpu": True,
             "report_to": [],
         },
@@ -76,29 +77,30 @@ def main() -> int:
     print(f"\nfinal status: {final.get('status')}  ({events_path})")
     if completed.returncode != 0 or final.get("status") != "succeeded":
         return 1
-    _show_answers(Path(final["artifacts"]["final_checkpoint"]), model)
+    artifacts = final["artifacts"]
+    trained = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in records}
+    _show_answers(Path(artifacts["final_checkpoint"]), Path(artifacts.get("new_basemodel") or model), trained)
     return 0
 
 
-def _show_answers(adapter: Path, base: Path) -> None:
+def _show_answers(adapter: Path, base: Path, answers: dict[str, str]) -> None:
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(adapter)
-    model = AutoModelForCausalLM.from_pretrained(base)
-    model.resize_token_embeddings(len(tokenizer))
-    model = PeftModel.from_pretrained(model, adapter).eval()
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
     print("\nthe finetuned adapter answers:")
     for thing in ("sky", "grass", "snow"):
         messages = [{"role": "user", "content": f"What color is the {thing}?"}]
-        inputs = tokenizer.apply_chat_template(
-            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
+        # tokenize the rendered prompt as training did: with the tokenizer's BOS
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        inputs = tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
             output = model.generate(**inputs, max_new_tokens=6, do_sample=False)
         answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        print(f"  What color is the {thing}?  ->  {answer.strip()!r}")
+        expected = answers.get(f"What color is the {thing}?")
+        print(f"  What color is the {thing}?  ->  {answer.strip()!r}   (trained on {expected!r})")
 
 
 if __name__ == "__main__":
