@@ -8,29 +8,26 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from finetuning.config import CONFIG_CLASSES, ConfigError
+from finetuning.tools.common import EXIT_BAD_INPUT, EXIT_OK, add_common_arguments, run_with_events, setup_logging
+
+if TYPE_CHECKING:
+    from finetuning.events import EventWriter
 
 logger = logging.getLogger("finetuning")
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finetuning", description="Finetuning")
-    parser.add_argument("--logging-level", default="INFO")
+    add_common_arguments(parser)
     parser.add_argument(
         "--num-preprocess-workers", type=int, default=4, help="Number of processes to use for preprocessing"
     )
     parser.add_argument("--mlflow-server-uri", default=None, help="MLflow server URI. Can be local path.")
     parser.add_argument("--experiment-name", default="default", help="Experiment name that is used for MLflow tracking")
     parser.add_argument("--hf-mlflow-log-artifacts", default="False", help="Whether to store model artifacts in MLFlow")
-    parser.add_argument(
-        "--events-file",
-        type=Path,
-        default=None,
-        help="Write machine-readable JSON-lines events here (default: $FINETUNING_EVENTS_FILE; none if unset)",
-    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{sft,dpo,validate,schema,tiny-model}")
     for method, text in (
         ("sft", "Supervised FineTuning."),
@@ -60,57 +57,31 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.logging_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    try:
-        if args.command == "schema":
-            print(json.dumps(CONFIG_CLASSES[args.kind].model_json_schema(), indent=2))
-            return EXIT_OK
-        if args.command == "validate":
+    setup_logging(args.logging_level)
+    if args.command == "schema":
+        print(json.dumps(CONFIG_CLASSES[args.kind].model_json_schema(), indent=2))
+        return EXIT_OK
+    if args.command == "validate":
+        try:
             config = CONFIG_CLASSES[args.kind].from_yaml_file(args.config)
-            print(config.to_yaml(), end="")
-            return EXIT_OK
-        if args.command == "tiny-model":
-            from finetuning.tiny import build_tiny_model
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(config.to_yaml(), end="")
+        return EXIT_OK
+    if args.command == "tiny-model":
+        from finetuning.tiny import build_tiny_model
 
-            path = build_tiny_model(
+        print(
+            build_tiny_model(
                 args.out_dir,
                 arch=args.arch,
                 vocab_size=args.vocab_size,
                 seed=args.seed,
                 with_pad_token=args.with_pad_token,
             )
-            print(path)
-            return EXIT_OK
-        return _train(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as exc:
-        if not _is_user_error(exc):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-
-
-def _is_user_error(exc: BaseException) -> bool:
-    """Bad input gets its message, not a traceback; platform failures keep theirs."""
-    from finetuning.data.errors import DataError
-    from finetuning.errors import FinetuningError
-
-    if isinstance(exc, FinetuningError):
-        return exc.code not in ("internal_error", "out_of_memory")
-    return isinstance(exc, DataError | FileNotFoundError)
-
-
-def _train(args: argparse.Namespace) -> int:
-    from finetuning.config import SFTConfig
-    from finetuning.events import EventWriter
-    from finetuning.runtime import RunOptions, is_main_process, run_reporting_status
-    from finetuning.settings import get_engine_settings
-    from finetuning.tracking import TrackingCli
-
+        )
+        return EXIT_OK
     if args.command == "dpo":
         print(
             "error: finetuning dpo is not available yet in this version; it arrives with the preference "
@@ -118,40 +89,37 @@ def _train(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    settings = get_engine_settings()
+    return run_with_events(args, lambda events: _train(args, events))
+
+
+def _train(args: argparse.Namespace, events: EventWriter) -> dict[str, Any]:
+    from finetuning.config import SFTConfig
+    from finetuning.methods.sft import run_sft
+    from finetuning.runtime import RunOptions
+    from finetuning.settings import get_engine_settings
+    from finetuning.tracking import TrackingCli
+
     options = RunOptions(
-        settings=settings,
+        settings=get_engine_settings(),
         num_preprocess_workers=args.num_preprocess_workers,
         tracking=TrackingCli(args.mlflow_server_uri, args.experiment_name, args.hf_mlflow_log_artifacts),
-        events_file=args.events_file or settings.events_file,
     )
-    events = EventWriter(options.events_file, enabled=is_main_process())
-
-    def body() -> int:
-        from finetuning.methods.sft import run_sft
-
-        config = SFTConfig.from_yaml_file(args.config)
-        result = run_sft(config, options, events)
-        artifacts = {"final_checkpoint": str(result.final_checkpoint)}
-        if result.new_basemodel is not None:
-            artifacts["new_basemodel"] = str(result.new_basemodel)
-        if result.mlflow_run_id is not None:
-            artifacts["mlflow_run_id"] = result.mlflow_run_id
-        events.status(
-            "succeeded",
-            metrics={
-                "global_step": result.global_step,
-                "train_loss": result.train_loss,
-                "train_examples": result.train_examples,
-                "eval_examples": result.eval_examples,
-                **result.eval_metrics,
-            },
-            artifacts=artifacts,
-        )
-        logger.info("done: %s", result.final_checkpoint)
-        return EXIT_OK
-
-    return run_reporting_status(events, body)
+    config = SFTConfig.from_yaml_file(args.config)
+    result = run_sft(config, options, events)
+    artifacts = {"final_checkpoint": str(result.final_checkpoint)}
+    if result.new_basemodel is not None:
+        artifacts["new_basemodel"] = str(result.new_basemodel)
+    if result.mlflow_run_id is not None:
+        artifacts["mlflow_run_id"] = result.mlflow_run_id
+    logger.info("done: %s", result.final_checkpoint)
+    metrics = {
+        "global_step": result.global_step,
+        "train_loss": result.train_loss,
+        "train_examples": result.train_examples,
+        "eval_examples": result.eval_examples,
+        **result.eval_metrics,
+    }
+    return {"artifacts": artifacts, "metrics": metrics}
 
 
 if __name__ == "__main__":

@@ -46,6 +46,9 @@ class Phase(StrEnum):
     TRAINING = "training"
     EVALUATING = "evaluating"
     SAVING = "saving"
+    MERGING = "merging"
+    CONVERTING = "converting"
+    GENERATING = "generating"
     DONE = "done"
 
 

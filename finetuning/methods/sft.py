@@ -80,8 +80,6 @@ def run_sft(
     events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": resolved})
 
     events.phase("loading_tokenizer")
-    if run_conf.tokenizer is not None:
-        models.check_model_reference(run_conf.tokenizer, "run_conf.tokenizer")
     tokenizer, setup = load_tokenizer(
         run_conf.tokenizer or run_conf.model,
         template=config.data_conf.chat_template_name,

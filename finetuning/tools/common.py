@@ -1,0 +1,70 @@
+"""What every command-line entry point shares: logging and events flags, the final status event, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from finetuning.config.base import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+logger = logging.getLogger("finetuning")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--logging-level", default="INFO")
+    parser.add_argument(
+        "--events-file",
+        type=Path,
+        default=None,
+        help="Write machine-readable JSON-lines events here (default: $FINETUNING_EVENTS_FILE; none if unset)",
+    )
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Bad input gets its message, not a traceback; platform failures keep theirs."""
+    from finetuning.data.errors import DataError
+    from finetuning.errors import FinetuningError
+
+    if isinstance(exc, FinetuningError):
+        return exc.code not in ("internal_error", "out_of_memory")
+    return isinstance(exc, ConfigError | DataError | FileNotFoundError)
+
+
+def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str, Any]]) -> int:
+    """Run ``body(events)`` (which emits ``run_started`` with its resolved config first) and end with a final
+    ``status`` event.
+
+    ``body`` returns the artifacts (name -> path or id) for the final status, or a dict with ``artifacts`` and
+    ``metrics`` keys. User errors print one line and exit 2; anything else keeps its traceback and exits 1.
+    """
+    from finetuning.events import EventWriter
+    from finetuning.runtime import is_main_process, run_reporting_status
+    from finetuning.settings import get_engine_settings
+
+    events = EventWriter(args.events_file or get_engine_settings().events_file, enabled=is_main_process())
+    try:
+        outcome: dict[str, Any] = dict(run_reporting_status(events, lambda: body(events) or {}))
+        if {"artifacts", "metrics"} & set(outcome):
+            events.status("succeeded", artifacts=outcome.get("artifacts"), metrics=outcome.get("metrics"))
+        else:
+            events.status("succeeded", artifacts=outcome)
+        return EXIT_OK
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one line for the user
+        return EXIT_BAD_INPUT
+    finally:
+        events.close()
