@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any, cast
 from finetuning.config.model import (
     BnBQuantizationConf,
     GenericPeftConf,
+    ModelArgs,
     NoPeftConf,
     PeftConf,
     PretrainedPeftConf,
     QuantConf,
-    RunConf,
 )
 from finetuning.errors import FinetuningError, ModelNotFoundError, UnsupportedHardwareError
 
@@ -65,15 +65,21 @@ def default_device_map(num_processes: int, local_process_index: int, *, deepspee
 
 
 def load_model(
-    run_conf: RunConf,
-    quantization: BitsAndBytesConfig | None,
+    reference: str,
+    model_args: ModelArgs,
+    quantization: BitsAndBytesConfig | None = None,
     *,
-    device_map: Any,
+    device_map: Any = None,
+    param: str = "run_conf.model",
 ) -> PreTrainedModel:
+    """A causal LM from a folder or hub id: safetensors only, remote code only if ``model_args`` allows it.
+
+    ``param`` names the config field (or argument) the reference came from, for the error message.
+    """
     from transformers import AutoModelForCausalLM
 
-    check_model_reference(run_conf.model, "run_conf.model")
-    kwargs = run_conf.model_args.from_pretrained_kwargs()
+    check_model_reference(reference, param)
+    kwargs = model_args.from_pretrained_kwargs()
     kwargs["use_safetensors"] = True
     kwargs.setdefault("trust_remote_code", False)
     if "device_map" not in kwargs and device_map is not None:
@@ -81,11 +87,9 @@ def load_model(
     if quantization is not None:
         kwargs["quantization_config"] = quantization
     try:
-        return AutoModelForCausalLM.from_pretrained(run_conf.model, **kwargs)
+        return AutoModelForCausalLM.from_pretrained(reference, **kwargs)
     except OSError as exc:
-        raise ModelNotFoundError(
-            f"could not load a safetensors causal LM from '{run_conf.model}': {exc}", "run_conf.model"
-        ) from exc
+        raise ModelNotFoundError(f"could not load a safetensors causal LM from '{reference}': {exc}", param) from exc
 
 
 def is_quantized(model: PreTrainedModel) -> bool:

@@ -106,7 +106,8 @@ def run_sft(
         config.quant_conf, fsdp=bool(args_conf.fsdp), bf16=args_conf.bf16, fp16=args_conf.fp16
     )
     model = models.load_model(
-        run_conf,
+        run_conf.model,
+        run_conf.model_args,
         quantization,
         device_map=models.default_device_map(
             state.num_processes,
