@@ -82,19 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         )
         return EXIT_OK
-    if args.command == "dpo":
-        print(
-            "error: finetuning dpo is not available yet in this version; it arrives with the preference "
-            "optimization release",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
     return run_with_events(args, lambda events: _train(args, events))
 
 
 def _train(args: argparse.Namespace, events: EventWriter) -> dict[str, Any]:
-    from finetuning.config import SFTConfig
-    from finetuning.methods.sft import run_sft
     from finetuning.runtime import RunOptions
     from finetuning.settings import get_engine_settings
     from finetuning.tracking import TrackingCli
@@ -104,21 +95,30 @@ def _train(args: argparse.Namespace, events: EventWriter) -> dict[str, Any]:
         num_preprocess_workers=args.num_preprocess_workers,
         tracking=TrackingCli(args.mlflow_server_uri, args.experiment_name, args.hf_mlflow_log_artifacts),
     )
-    config = SFTConfig.from_yaml_file(args.config)
-    result = run_sft(config, options, events)
-    artifacts = {"final_checkpoint": str(result.final_checkpoint)}
-    if result.new_basemodel is not None:
-        artifacts["new_basemodel"] = str(result.new_basemodel)
-    if result.mlflow_run_id is not None:
-        artifacts["mlflow_run_id"] = result.mlflow_run_id
-    logger.info("done: %s", result.final_checkpoint)
-    metrics = {
-        "global_step": result.global_step,
-        "train_loss": result.train_loss,
-        "train_examples": result.train_examples,
-        "eval_examples": result.eval_examples,
-        **result.eval_metrics,
-    }
+    artifacts: dict[str, str] = {}
+    metrics: dict[str, Any] = {}
+    if args.command == "sft":
+        from finetuning.config import SFTConfig
+        from finetuning.methods.sft import run_sft
+
+        sft = run_sft(SFTConfig.from_yaml_file(args.config), options, events)
+        outcome = sft.outcome
+        if sft.new_basemodel is not None:
+            artifacts["new_basemodel"] = str(sft.new_basemodel)
+        metrics.update(train_examples=sft.train_examples, eval_examples=sft.eval_examples)
+    else:
+        from finetuning.config import DPOConfig
+        from finetuning.methods.dpo import run_dpo
+
+        dpo = run_dpo(DPOConfig.from_yaml_file(args.config), options, events)
+        outcome = dpo.outcome
+        metrics.update(train_examples=dpo.train_examples, eval_examples=dpo.eval_examples)
+        artifacts["reference_model"] = dpo.reference_model
+    artifacts["final_checkpoint"] = str(outcome.final_checkpoint)
+    if outcome.mlflow_run_id is not None:
+        artifacts["mlflow_run_id"] = outcome.mlflow_run_id
+    metrics.update(global_step=outcome.global_step, train_loss=outcome.train_loss, **outcome.eval_metrics)
+    logger.info("done: %s", outcome.final_checkpoint)
     return {"artifacts": artifacts, "metrics": metrics}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -138,13 +137,6 @@ def embedding_module_names(model: PreTrainedModel) -> list[str]:
     return [n for n in names if n]
 
 
-@dataclass(frozen=True)
-class PeftSummary:
-    peft_type: str
-    trainable_parameters: int
-    total_parameters: int
-
-
 def attach_peft(
     model: PreTrainedModel,
     conf: PeftConf,
@@ -153,10 +145,14 @@ def attach_peft(
     gradient_checkpointing: bool,
     gradient_checkpointing_kwargs: dict[str, Any] | None,
     sharded: bool,
-) -> tuple[Any, PeftSummary]:
-    """Return the model to train (a PeftModel unless NO_PEFT) and its trainable-parameter counts."""
+    defer_new_adapter: bool = False,
+) -> tuple[Any, Any]:
+    """Return the model to train (a PeftModel unless NO_PEFT) and, with ``defer_new_adapter``, the PEFT config of a
+    new adapter left for the trainer to attach (TRL's preference trainers then use the adapter-disabled model as
+    the reference instead of a copy)."""
     if isinstance(conf, NoPeftConf):
-        return model, _summary("NO_PEFT", model)
+        _summary("NO_PEFT", model)
+        return model, None
 
     import peft
 
@@ -183,7 +179,8 @@ def attach_peft(
             )
         check_model_reference(conf.name_or_path, "peft_conf.name_or_path")
         peft_model = peft.PeftModel.from_pretrained(model, conf.name_or_path, is_trainable=True)
-        return peft_model, _summary("PRETRAINED_PEFT", peft_model)
+        _summary("PRETRAINED_PEFT", peft_model)
+        return peft_model, None
 
     assert isinstance(conf, GenericPeftConf)
     peft_config = build_peft_config(conf)
@@ -198,8 +195,11 @@ def attach_peft(
                 "peft_conf.peft_type",
             )
         peft_config.modules_to_save = current + [n for n in extra if n not in current]
+    if defer_new_adapter:
+        return model, peft_config
     peft_model = peft.get_peft_model(model, peft_config)
-    return peft_model, _summary(conf.peft_type, peft_model)
+    _summary(conf.peft_type, peft_model)
+    return peft_model, None
 
 
 def build_peft_config(conf: GenericPeftConf) -> Any:
@@ -219,8 +219,7 @@ def build_peft_config(conf: GenericPeftConf) -> Any:
         raise FinetuningError(str(exc), "invalid_config", "peft_conf.peft_kwargs") from exc
 
 
-def _summary(peft_type: str, model: torch.nn.Module) -> PeftSummary:
+def _summary(peft_type: str, model: torch.nn.Module) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("%s: %d of %d parameters trainable (%.2f%%)", peft_type, trainable, total, 100 * trainable / total)
-    return PeftSummary(peft_type, trainable, total)

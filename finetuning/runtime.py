@@ -71,11 +71,13 @@ def build_training_arguments(
     full_determinism: bool,
     arguments_class: type[TrainingArguments] | None = None,
     extra: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
 ) -> TrainingArguments:
-    """The library's arguments: what the user set, the computed batch sizes, and the engine's choices."""
+    """The library's arguments: what the user set, the computed batch sizes, and the engine's choices
+    (``extra``; ``drop`` removes fields the arguments class does not have)."""
     from transformers import TrainingArguments
 
-    kwargs = args.model_dump(exclude_unset=True)
+    kwargs = args.model_dump(exclude_unset=True, exclude=set(drop))
     kwargs.update(
         output_dir=str(output_dir),
         per_device_train_batch_size=plan.per_device_train_batch_size,

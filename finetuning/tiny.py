@@ -198,10 +198,14 @@ _COLORS = "red blue green yellow black white orange purple".split()
 _THINGS = "sky grass sun snow coal milk carrot plum apple river book door".split()
 
 
+def _color_answers(seed: int) -> dict[str, str]:
+    rng = random.Random(seed)
+    return {thing: rng.choice(_COLORS) for thing in _THINGS}
+
+
 def tiny_chat_records(n: int = 32, *, seed: int = 0, system_prompt: str | None = None) -> list[dict[str, Any]]:
     """Short memorisable conversations ("What color is the sky?" -> "blue"), deterministic for a seed."""
-    rng = random.Random(seed)
-    answers = {thing: rng.choice(_COLORS) for thing in _THINGS}
+    answers = _color_answers(seed)
     records = []
     for i in range(n):
         thing = _THINGS[i % len(_THINGS)]
@@ -219,3 +223,23 @@ def write_jsonl(records: list[dict[str, Any]], path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path
+
+
+def tiny_preference_records(n: int = 32, *, seed: int = 0) -> list[dict[str, Any]]:
+    """Learnable preferences: the answer :func:`tiny_chat_records` teaches (same seed) is chosen, another color
+    rejected."""
+    answers = _color_answers(seed)
+    records = []
+    for i in range(n):
+        thing = _THINGS[i % len(_THINGS)]
+        wrong = [c for c in _COLORS if c != answers[thing]]
+        records.append(
+            {
+                "id": f"tiny-pref-{i}",
+                "dataset": "tiny-color-preferences",
+                "prompt_messages": [{"role": "user", "content": f"What color is the {thing}?"}],
+                "chosen_messages": [{"role": "assistant", "content": answers[thing]}],
+                "rejected_messages": [{"role": "assistant", "content": wrong[i % len(wrong)]}],
+            }
+        )
+    return records

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from finetuning.config.data import ChatTemplateName, MissingPadTokenStrategy
+from finetuning.errors import FinetuningError
 from finetuning.templates import ChatTemplate, get_template
 
 if TYPE_CHECKING:
@@ -110,9 +111,11 @@ def _apply_template(
     """Install the template and its special tokens; return the tokens that were new to the vocabulary."""
     if chat_template.jinja is None:
         if not tokenizer.chat_template:
-            raise ValueError(
+            raise FinetuningError(
                 f"chat_template_name is 'keep-original', but the tokenizer at {name_or_path!r} has no chat template: "
-                "choose one of the built-in templates instead"
+                "choose one of the built-in templates instead",
+                "invalid_config",
+                "data_conf.chat_template_name",
             )
         return []
 
@@ -121,17 +124,21 @@ def _apply_template(
 
     if for_training_method == "dpo":
         if tokenizer.chat_template != chat_template.jinja:
-            raise ValueError(
+            raise FinetuningError(
                 f"The tokenizer at {name_or_path!r} does not carry the {chat_template.name.value!r} chat template. "
                 "DPO does not overwrite chat templates: it expects a model and tokenizer saved by an SFT run with "
                 "the same chat_template_name. Either set chat_template_name to the template the model was "
-                "finetuned with (or 'keep-original' to use the stored one), or run SFT with this template first."
+                "finetuned with (or 'keep-original' to use the stored one), or run SFT with this template first.",
+                "invalid_config",
+                "data_conf.chat_template_name",
             )
         if new_tokens:
-            raise ValueError(
+            raise FinetuningError(
                 f"The {chat_template.name.value!r} chat template needs tokens that the tokenizer at {name_or_path!r} "
                 f"lacks: {new_tokens}. DPO cannot add tokens (their embeddings would be untrained); run SFT with this "
-                "template first and use its output as the DPO base model."
+                "template first and use its output as the DPO base model.",
+                "invalid_config",
+                "data_conf.chat_template_name",
             )
     else:
         tokenizer.chat_template = chat_template.jinja
@@ -156,9 +163,11 @@ def apply_pad_strategy(
     """
     if tokenizer.pad_token is not None:
         if strategy == MissingPadTokenStrategy.UNK_CONVERT_TO_EOS:
-            raise ValueError(
+            raise FinetuningError(
                 f"missing_pad_token_strategy is 'unk-convert-to-eos', but the tokenizer already has a pad token "
-                f"({tokenizer.pad_token!r}): choose another strategy (it only applies when there is no pad token)"
+                f"({tokenizer.pad_token!r}): choose another strategy (it only applies when there is no pad token)",
+                "invalid_config",
+                "data_conf.missing_pad_token_strategy",
             )
         logger.info("The tokenizer has a pad token (%r); no pad strategy applied", tokenizer.pad_token)
         return None
@@ -171,13 +180,19 @@ def apply_pad_strategy(
     }[MissingPadTokenStrategy(strategy)]
     token = getattr(tokenizer, source)
     if token is None:
-        raise ValueError(
+        raise FinetuningError(
             f"missing_pad_token_strategy {strategy.value!r} pads with the tokenizer's {source}, but this tokenizer "
             f"has none: choose a strategy whose token exists (bos: {tokenizer.bos_token!r}, eos: "
-            f"{tokenizer.eos_token!r}, unk: {tokenizer.unk_token!r})"
+            f"{tokenizer.eos_token!r}, unk: {tokenizer.unk_token!r})",
+            "invalid_config",
+            "data_conf.missing_pad_token_strategy",
         )
     if strategy == MissingPadTokenStrategy.UNK_CONVERT_TO_EOS and tokenizer.eos_token is None:
-        raise ValueError("missing_pad_token_strategy 'unk-convert-to-eos' needs an eos_token, and there is none")
+        raise FinetuningError(
+            "missing_pad_token_strategy 'unk-convert-to-eos' needs an eos_token, and there is none",
+            "invalid_config",
+            "data_conf.missing_pad_token_strategy",
+        )
     tokenizer.pad_token = token
     return MissingPadTokenStrategy(strategy)
 

@@ -39,6 +39,14 @@ ENGINE_DEFAULTS: dict[str, Any] = {"output_dir": None, "max_length": 2048}
 # Annotations wider than the dataclass's own, where the library coerces the narrower form itself.
 TYPE_OVERRIDES: dict[str, str] = {"loss_type": "str | list[str]"}
 
+# Descriptions rewritten where the engine widens a field's meaning.
+DESCRIPTION_OVERRIDES: dict[str, str] = {
+    "loss_type": "The preference loss. Any DPO loss of TRL (sigmoid, hinge, ipo, exo_pair, nca_pair, robust, "
+    "bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm; a list combines them "
+    "with loss_weights), or one of the related methods run by their own TRL trainer: kto or apo_zero_unpaired "
+    "(KTO; paired data is unpaired, or give UnpairedPreference records), orpo (ORPO), simpo or cpo (CPO).",
+}
+
 
 def _annotation(tp: Any) -> str:
     if tp is type(None) or tp is None:
@@ -85,16 +93,37 @@ def _default(field: dataclasses.Field[Any]) -> str:
     raise ValueError(f"field {field.name} has no default")
 
 
-def _render_fields(cls: type, skip: set[str]) -> list[str]:
+def _default_value(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def _render_fields(
+    cls: type,
+    skip: set[str],
+    *,
+    only: set[str] | None = None,
+    help_prefix: str = "",
+    retyped: frozenset[str] = frozenset(),
+) -> list[str]:
     lines: list[str] = []
     for field in dataclasses.fields(cls):
         if not field.init or field.name in EXCLUDED_FIELDS or field.name in skip or field.name.startswith("_"):
             continue
-        help_text = " ".join(str(field.metadata.get("help", "")).split())
+        if only is not None and field.name not in only:
+            continue
+        help_text = DESCRIPTION_OVERRIDES.get(field.name) or help_prefix + " ".join(
+            str(field.metadata.get("help", "")).split()
+        )
         default = _default(field)
         default_arg = default if default.startswith("default_factory=") else f"default={default}"
         annotation = TYPE_OVERRIDES.get(field.name) or _annotation(field.type)
-        lines.append(f"    {field.name}: {annotation} = Field(")
+        # a subclass may widen a base field's type (e.g. TRL's bf16: bool | None); pydantic allows it, mypy not
+        ignore = "  # type: ignore[assignment]" if field.name in retyped else ""
+        lines.append(f"    {field.name}: {annotation} = Field({ignore}")
         lines.append(f"        {default_arg},")
         if help_text:
             lines.append(f"        description={help_text!r},")
@@ -135,12 +164,27 @@ def render_training_args() -> str:
     return "\n".join(lines) + "\n"
 
 
+# Trainers of the preference family, chosen by ``loss_type``; their own fields join the DPO mirror.
+PREFERENCE_EXTRA_FIELDS = {
+    "KTOConfig": ("trl", {"desirable_weight", "undesirable_weight"}),
+    "CPOConfig": ("trl.experimental.cpo", {"cpo_alpha", "simpo_gamma", "alpha", "max_completion_length"}),
+}
+
+
 def render_dpo_args() -> str:
-    """The fields TRL's ``DPOConfig`` adds to ``TrainingArguments``."""
+    """TRL's ``DPOConfig`` as a pydantic model (its changed defaults included), plus the few fields of the related
+    trainers (KTO, CPO/SimPO, ORPO) that ``finetuning dpo`` selects through ``loss_type``."""
+    import importlib
+
     import transformers
     import trl
 
-    base = {f.name for f in dataclasses.fields(transformers.TrainingArguments)}
+    base = {f.name: f for f in dataclasses.fields(transformers.TrainingArguments)}
+    changed = {
+        f.name
+        for f in dataclasses.fields(trl.DPOConfig)
+        if f.name in base and (_default_value(f) != _default_value(base[f.name]) or f.type != base[f.name].type)
+    }
     lines = _header(f"trl {trl.__version__}")
     lines += [
         "from finetuning.config.hf_training_args import HFTrainingArguments",
@@ -149,10 +193,21 @@ def render_dpo_args() -> str:
         "",
         "",
         "class HFDPOArguments(HFTrainingArguments):",
-        '    """Fields of ``trl.DPOConfig`` (beyond ``TrainingArguments``)."""',
+        '    """Fields of ``trl.DPOConfig`` (with its defaults), and of the KTO and CPO/SimPO trainers."""',
         "",
     ]
-    lines += _render_fields(trl.DPOConfig, skip=base)
+    retyped = frozenset(  # widened to accept None
+        f.name
+        for f in dataclasses.fields(trl.DPOConfig)
+        if f.name in base and "None" in _annotation(f.type) and "None" not in _annotation(base[f.name].type)
+    )
+    lines += _render_fields(trl.DPOConfig, skip=set(base) - changed, retyped=retyped)
+    seen = {f.name for f in dataclasses.fields(trl.DPOConfig)}
+    for class_name, (module_name, names) in PREFERENCE_EXTRA_FIELDS.items():
+        cls = getattr(importlib.import_module(module_name), class_name)
+        prefix = f"[{class_name.removesuffix('Config')} only] "
+        lines += _render_fields(cls, skip=set(base) | seen, only=names, help_prefix=prefix)
+        seen |= names
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ from finetuning.config.base import StrictModel
 class DataType(StrEnum):
     CHAT_CONVERSATION = "ChatConversation"
     DIRECT_PREFERENCE = "DirectPreference"
+    UNPAIRED_PREFERENCE = "UnpairedPreference"
 
 
 class ChatTemplateName(StrEnum):

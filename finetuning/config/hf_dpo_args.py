@@ -13,8 +13,24 @@ TRL_VERSION = '1.16.0'
 
 
 class HFDPOArguments(HFTrainingArguments):
-    """Fields of ``trl.DPOConfig`` (beyond ``TrainingArguments``)."""
+    """Fields of ``trl.DPOConfig`` (with its defaults), and of the KTO and CPO/SimPO trainers."""
 
+    learning_rate: float = Field(
+        default=1e-06,
+        description='The initial learning rate for AdamW.',
+    )
+    bf16: bool | None = Field(  # type: ignore[assignment]
+        default=None,
+        description='Whether to use bf16 (mixed) precision instead of 32-bit. Requires Ampere or higher NVIDIA architecture or Intel XPU or using CPU (use_cpu) or Ascend NPU. If not set, it defaults to `True` if `fp16` is not set.',
+    )
+    gradient_checkpointing: bool = Field(
+        default=True,
+        description='Enable gradient checkpointing to trade compute for memory. Reduces memory at the cost of ~20%% slower training.',
+    )
+    logging_steps: float = Field(
+        default=10,
+        description='Log every X updates steps. Should be an integer or a float in range `[0,1)`. If smaller than 1, will be interpreted as ratio of total training steps.',
+    )
     router_aux_loss_coef: float | None = Field(
         default=None,
         description='Coefficient of the load-balancing auxiliary loss for Mixture-of-Experts (MoE) models, added to the training loss with this weight. When not set, the value declared by the model config is used. Set to `0.0` to disable it. Fails when used with a non-MoE model.',
@@ -49,7 +65,7 @@ class HFDPOArguments(HFTrainingArguments):
     )
     loss_type: str | list[str] = Field(
         default_factory=lambda: ['sigmoid'],
-        description="Type of loss to use. Possible values are: `'sigmoid'`, `'hinge'`, `'ipo'`, `'exo_pair'`, `'nca_pair'`, `'robust'`, `'bco_pair'`, `'sppo_hard'`, `'aot'`, `'aot_unpaired'`, `'apo_zero'`, `'apo_down'`, `'discopop'`, `'sft'`, `'sigmoid_norm'`. If multiple loss types are provided, they will be combined using the weights specified in `loss_weights`.",
+        description='The preference loss. Any DPO loss of TRL (sigmoid, hinge, ipo, exo_pair, nca_pair, robust, bco_pair, sppo_hard, aot, aot_unpaired, apo_zero, apo_down, discopop, sft, sigmoid_norm; a list combines them with loss_weights), or one of the related methods run by their own TRL trainer: kto or apo_zero_unpaired (KTO; paired data is unpaired, or give UnpairedPreference records), orpo (ORPO), simpo or cpo (CPO).',
     )
     loss_weights: list[float] | None = Field(
         default=None,
@@ -102,4 +118,28 @@ class HFDPOArguments(HFTrainingArguments):
     pad_token: str | None = Field(
         default=None,
         description='Deprecated. Set `tokenizer.pad_token` directly and pass it as `processing_class` to the trainer instead.',
+    )
+    desirable_weight: float = Field(
+        default=1.0,
+        description='[KTO only] Desirable losses are weighed by this factor to counter unequal number of desirable and undesirable pairs.',
+    )
+    undesirable_weight: float = Field(
+        default=1.0,
+        description='[KTO only] Undesirable losses are weighed by this factor to counter unequal number of desirable and undesirable pairs.',
+    )
+    max_completion_length: int | None = Field(
+        default=None,
+        description='[CPO only] Maximum length of the completion. This argument is required if you want to use the default data collator and your model is an encoder-decoder.',
+    )
+    cpo_alpha: float = Field(
+        default=1.0,
+        description='[CPO only] Weight of the BC regularizer in CPO training.',
+    )
+    simpo_gamma: float = Field(
+        default=0.5,
+        description="[CPO only] Target reward margin for the SimPO loss, used only when the `loss_type='simpo'`.",
+    )
+    alpha: float = Field(
+        default=0.0,
+        description='[CPO only] Alpha parameter that controls reward function shape across all loss types. When alpha=0 (default), uses standard log probability rewards. When `alpha != 0`, applies AlphaPO transformation: `r = (1 - p^(-alpha)) / alpha` from the AlphaPO paper. This parameter works with all loss types.',
     )

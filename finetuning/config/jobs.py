@@ -58,8 +58,55 @@ class SFTConfig(StrictModel):
         return self
 
 
+# The preference losses ``training_args.loss_type`` accepts, and the TRL trainer that runs each.
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+KTO_LOSS_TYPES = ("kto", "apo_zero_unpaired")
+CPO_LOSS_TYPES = ("simpo", "cpo")
+ORPO_LOSS_TYPES = ("orpo",)
+PreferenceTrainerName = Literal["dpo", "kto", "cpo", "orpo"]
+
+
+def preference_trainer(loss_type: str | list[str]) -> PreferenceTrainerName:
+    """Which TRL trainer runs ``loss_type``; a list combines DPO losses only."""
+    names = [loss_type] if isinstance(loss_type, str) else list(loss_type)
+    if not names:
+        raise ValueError("loss_type is empty: give a loss such as sigmoid")
+    unknown = [n for n in names if n not in DPO_LOSS_TYPES + KTO_LOSS_TYPES + CPO_LOSS_TYPES + ORPO_LOSS_TYPES]
+    if unknown:
+        known = ", ".join(DPO_LOSS_TYPES + KTO_LOSS_TYPES + CPO_LOSS_TYPES + ORPO_LOSS_TYPES)
+        raise ValueError(f"unknown loss_type {', '.join(unknown)}; choose from {known}")
+    if len(names) > 1 and any(n not in DPO_LOSS_TYPES for n in names):
+        raise ValueError(
+            "only DPO losses can be combined in a list (with loss_weights); kto, orpo, simpo and cpo each run alone"
+        )
+    if names[0] in KTO_LOSS_TYPES:
+        return "kto"
+    if names[0] in CPO_LOSS_TYPES:
+        return "cpo"
+    if names[0] in ORPO_LOSS_TYPES:
+        return "orpo"
+    return "dpo"
+
+
 class DPOConfig(StrictModel):
-    """Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``."""
+    """Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
+    ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO)."""
 
     method: Literal["dpo"] = "dpo"
     data_conf: DataConf
@@ -73,8 +120,19 @@ class DPOConfig(StrictModel):
 
     @model_validator(mode="after")
     def _derived(self) -> DPOConfig:
-        _force_data_type(self.data_conf, DataType.DIRECT_PREFERENCE)
+        trainer = preference_trainer(self.training_args.loss_type)
+        unpaired = self.data_conf.training_data.data_type == DataType.UNPAIRED_PREFERENCE
+        if unpaired and trainer != "kto":
+            raise ValueError(
+                "UnpairedPreference data (one labelled completion per prompt) needs training_args.loss_type: kto "
+                "or apo_zero_unpaired; the other methods need DirectPreference pairs"
+            )
+        _force_data_type(self.data_conf, DataType.UNPAIRED_PREFERENCE if unpaired else DataType.DIRECT_PREFERENCE)
         return self
+
+    @property
+    def trainer_name(self) -> PreferenceTrainerName:
+        return preference_trainer(self.training_args.loss_type)
 
 
 class GenerateModelConf(StrictModel):
@@ -106,6 +164,16 @@ class GenerateConfig(StrictModel):
     prompt_conf: OpenInputPrompt | EvalDataPrompt = Field(discriminator="type")
     hf_gen_params: dict[str, Any] = Field(default_factory=dict, description="transformers.GenerationConfig fields")
     quant_conf: QuantConf = Field(default_factory=NoQuantizationConf)
+    batch_size: int = Field(
+        default=8,
+        ge=1,
+        description="Prompts generated together (left-padded) in one generate call; lower it if memory runs out.",
+    )
+    seed: int | None = Field(
+        default=None,
+        description="Seeds the random generators before generating, so that sampling (do_sample: true) repeats "
+        "for the same prompts and batch_size. Unset: not seeded.",
+    )
 
 
 CONFIG_CLASSES: dict[str, type[StrictModel]] = {"sft": SFTConfig, "dpo": DPOConfig, "generate": GenerateConfig}

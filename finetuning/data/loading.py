@@ -15,11 +15,12 @@ from pydantic import BaseModel, ValidationError
 
 from finetuning.config.data import DataType
 from finetuning.data.errors import DataError
-from finetuning.data.records import ChatConversation, DirectPreference
+from finetuning.data.records import ChatConversation, DirectPreference, UnpairedPreference
 
 RECORD_TYPES: dict[DataType, type[BaseModel]] = {
     DataType.CHAT_CONVERSATION: ChatConversation,
     DataType.DIRECT_PREFERENCE: DirectPreference,
+    DataType.UNPAIRED_PREFERENCE: UnpairedPreference,
 }
 
 _WHITESPACE = " \t\n\r"

@@ -46,3 +46,11 @@ class DirectPreference(_RecordMetadata):
     prompt_messages: list[Message] = Field(min_length=1)
     chosen_messages: list[Message] = Field(min_length=1)
     rejected_messages: list[Message] = Field(min_length=1)
+
+
+class UnpairedPreference(_RecordMetadata):
+    """A KTO example: a prompt and one continuation labelled desirable (true) or undesirable (false)."""
+
+    prompt_messages: list[Message] = Field(min_length=1)
+    completion_messages: list[Message] = Field(min_length=1)
+    label: bool

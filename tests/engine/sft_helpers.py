@@ -38,12 +38,14 @@ def sft_config(model: Path, data: Path, out: Path, **sections: Any) -> dict[str,
     return config
 
 
-def run_cli(tmp_path: Path, config: dict[str, Any], *extra: str) -> tuple[int, list[dict[str, Any]]]:
+def run_cli(
+    tmp_path: Path, config: dict[str, Any], *extra: str, command: str = "sft"
+) -> tuple[int, list[dict[str, Any]]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
     events_path = tmp_path / "events.jsonl"
-    code = main(["--num-preprocess-workers", "1", "--events-file", str(events_path), *extra, "sft", str(config_path)])
+    code = main(["--num-preprocess-workers", "1", "--events-file", str(events_path), *extra, command, str(config_path)])
     return code, read_events(events_path) if events_path.exists() else []
 
 

@@ -32,3 +32,15 @@ def test_bad_peft_kwarg_names_its_path() -> None:
         build_peft_config(GenericPeftConf(peft_type="LORA", peft_kwargs={"rank": 4}))
     assert caught.value.param == "peft_conf.peft_kwargs"
     assert "rank" in caught.value.message
+
+
+def test_dpo_loss_types_match_installed_trl() -> None:
+    import inspect
+    import re
+
+    from trl import DPOTrainer
+
+    from finetuning.config.jobs import DPO_LOSS_TYPES
+
+    source = inspect.getsource(DPOTrainer)
+    assert set(DPO_LOSS_TYPES) == set(re.findall(r'loss_type == "(\w+)"', source))

@@ -18,6 +18,7 @@ from finetuning.collators import (
     tokenize_markers_in_context,
 )
 from finetuning.config.data import ChatTemplateName, MissingPadTokenStrategy
+from finetuning.errors import FinetuningError
 from finetuning.templates import get_template
 from finetuning.tokenizer import apply_pad_strategy, install_inference_save_wrapper, load_tokenizer
 
@@ -194,14 +195,14 @@ def test_pad_strategies_leave_an_existing_pad_token(tiny_model_dir_with_pad: Pat
 
 
 def test_unk_convert_to_eos_refuses_an_existing_pad_token(tiny_model_dir_with_pad: Path) -> None:
-    with pytest.raises(ValueError, match="already has a pad token"):
+    with pytest.raises(FinetuningError, match="already has a pad token"):
         _load(tiny_model_dir_with_pad, pad_strategy=P.UNK_CONVERT_TO_EOS)
 
 
 def test_pad_strategy_needs_its_token(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.bos_token = None
-    with pytest.raises(ValueError, match="pads with the tokenizer's bos_token, but this tokenizer has none"):
+    with pytest.raises(FinetuningError, match="pads with the tokenizer's bos_token, but this tokenizer has none"):
         apply_pad_strategy(tokenizer, P.BOS_REPURPOSE)
     assert tokenizer.pad_token is None
 
@@ -211,7 +212,7 @@ def test_pad_strategy_needs_its_token(tiny_model_dir: Path) -> None:
 
 
 def test_dpo_refuses_a_different_stored_template(tiny_model_dir: Path) -> None:
-    with pytest.raises(ValueError, match="does not carry the 'chat-ml' chat template") as excinfo:
+    with pytest.raises(FinetuningError, match="does not carry the 'chat-ml' chat template") as excinfo:
         _load(tiny_model_dir, T.CHAT_ML, for_training_method="dpo")
     assert "run SFT with this template first" in str(excinfo.value)
 
@@ -220,7 +221,7 @@ def test_dpo_refuses_missing_template_tokens(tiny_model_dir: Path, tmp_path: Pat
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.chat_template = get_template(T.CHAT_ML).jinja
     tokenizer.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"lacks: \['<\|im_start\|>', '<\|im_end\|>'\]"):
+    with pytest.raises(FinetuningError, match=r"lacks: \['<\|im_start\|>', '<\|im_end\|>'\]"):
         _load(tmp_path, T.CHAT_ML, for_training_method="dpo")
 
 
@@ -245,7 +246,7 @@ def test_keep_original_needs_a_stored_template(tiny_model_dir: Path, tmp_path: P
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
     tokenizer.chat_template = None
     tokenizer.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="has no chat template"):
+    with pytest.raises(FinetuningError, match="has no chat template"):
         _load(tmp_path, T.KEEP_ORIGINAL)
 
 

@@ -39,9 +39,13 @@ def test_validate_reports_every_problem_with_its_path(tmp_path: Path, capsys: py
     assert "Traceback" not in err
 
 
-def test_dpo_says_it_is_not_available_yet(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["dpo", str(CONFIGS / "dpo.yaml")]) == EXIT_BAD_INPUT
-    assert "not available yet" in capsys.readouterr().err
+def test_dpo_config_errors_exit_before_training(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load((CONFIGS / "dpo.yaml").read_text())
+    data["data_conf"]["training_data"]["data_type"] = "UnpairedPreference"  # needs loss_type kto
+    path = tmp_path / "dpo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["dpo", str(path)]) == EXIT_BAD_INPUT
+    assert "loss_type: kto" in capsys.readouterr().err
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,191 @@
+"""The stages every training method shares: resolve the run, load the model with its adapter, train and save."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from finetuning.batchsize import BatchPlan, plan_batches, scaled_learning_rate
+from finetuning.config.hf_training_args import HFTrainingArguments
+from finetuning.config.model import Determinism, NoPeftConf, PeftConf, QuantConf, RunConf
+from finetuning.config.tracking import TrackingConf
+from finetuning.config.training import BatchsizeConf, Overrides
+from finetuning.events import EventWriter
+from finetuning.runtime import (
+    RunOptions,
+    build_training_arguments,
+    output_dir_for,
+    resolve_resume,
+    seed_everything,
+)
+from finetuning.tracking import TrackingDecision, apply_report_to, configure_tracking, mlflow_run
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """What the engine resolved before loading anything: processes, batch plan, learning rate, where to write."""
+
+    state: PartialState
+    tracking: TrackingDecision
+    plan: BatchPlan
+    learning_rate: float
+    output_dir: Path
+    resume: bool | str
+
+    def describe(self) -> dict[str, Any]:
+        """The computed values the job echoes beside its config."""
+        return {
+            "num_processes": self.plan.num_processes,
+            "per_device_train_batch_size": self.plan.per_device_train_batch_size,
+            "gradient_accumulation_steps": self.plan.gradient_accumulation_steps,
+            "per_device_eval_batch_size": self.plan.per_device_eval_batch_size,
+            "total_train_batch_size": self.plan.total_train_batch_size,
+            "learning_rate": self.learning_rate,
+            "output_dir": str(self.output_dir),
+            "resume_from_checkpoint": self.resume,
+            "mlflow_run_name": self.tracking.run_name,
+        }
+
+
+def prepare_run(
+    args_conf: HFTrainingArguments,
+    batchsize_conf: BatchsizeConf,
+    overrides: Overrides,
+    run_conf: RunConf,
+    tracking_conf: TrackingConf | None,
+    options: RunOptions,
+) -> RunSetup:
+    from accelerate import PartialState
+
+    # the same process group TrainingArguments would set up; created first because the batch plan needs its size
+    state = PartialState(cpu=args_conf.use_cpu)
+    tracking = configure_tracking(options.tracking, tracking_conf, options.settings)
+    plan = plan_batches(batchsize_conf, state.num_processes)
+    learning_rate = scaled_learning_rate(args_conf.learning_rate, overrides, plan.total_train_batch_size)
+    if learning_rate != args_conf.learning_rate:
+        logger.info("learning rate %g -> %g (overrides)", args_conf.learning_rate, learning_rate)
+    output_dir = output_dir_for(args_conf, options.settings)
+    seed_everything(args_conf.seed, run_conf.determinism)
+    resume = resolve_resume(run_conf.resume_from_checkpoint, output_dir)
+    return RunSetup(state, tracking, plan, learning_rate, output_dir, resume)
+
+
+def training_arguments(
+    setup: RunSetup,
+    args_conf: HFTrainingArguments,
+    determinism: Determinism,
+    *,
+    arguments_class: type[TrainingArguments] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> TrainingArguments:
+    return build_training_arguments(
+        args_conf,
+        setup.plan,
+        output_dir=setup.output_dir,
+        learning_rate=setup.learning_rate,
+        report_to=apply_report_to(args_conf.report_to, setup.tracking.enabled),
+        full_determinism=determinism == Determinism.FULL,
+        arguments_class=arguments_class,
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: Any  # the model to train: a PeftModel unless NO_PEFT or the adapter is deferred
+    peft_config: Any  # a new adapter for the trainer to attach (``defer_new_adapter``), else None
+    vocab_grew: bool
+    new_basemodel: Path | None
+
+
+def load_trainable_model(
+    run_conf: RunConf,
+    peft_conf: PeftConf,
+    quant_conf: QuantConf,
+    args_conf: HFTrainingArguments,
+    training_args: TrainingArguments,
+    setup: RunSetup,
+    tokenizer: PreTrainedTokenizerBase,
+    stop_token: str,
+    *,
+    new_basemodel_name: str | None,
+    defer_new_adapter: bool = False,
+) -> LoadedModel:
+    """Load the base, grow its vocabulary for the template's tokens, save the grown base beside an adapter (when
+    ``new_basemodel_name`` is given), and attach the adapter (a new one is left to the trainer with
+    ``defer_new_adapter``)."""
+    from finetuning import models
+
+    quantization = models.quantization_config(
+        quant_conf, fsdp=bool(args_conf.fsdp), bf16=bool(training_args.bf16), fp16=bool(training_args.fp16)
+    )
+    model: PreTrainedModel = models.load_model(
+        run_conf.model,
+        run_conf.model_args,
+        quantization,
+        device_map=models.default_device_map(
+            setup.state.num_processes,
+            setup.state.local_process_index,
+            deepspeed=args_conf.deepspeed is not None,
+            on_cpu=training_args.device.type == "cpu",
+        ),
+    )
+    vocab_grew = models.grow_embeddings(model, tokenizer)
+    models.sync_special_token_ids(model, tokenizer, stop_token)
+    new_basemodel = None
+    if vocab_grew and new_basemodel_name and not isinstance(peft_conf, NoPeftConf):
+        # the adapter is only usable on top of the grown base: save that base beside it
+        new_basemodel = setup.output_dir / new_basemodel_name
+        if setup.state.is_main_process:
+            model.save_pretrained(new_basemodel)
+            tokenizer.save_pretrained(new_basemodel)
+    checkpointing_kwargs = training_args.gradient_checkpointing_kwargs
+    trainable, peft_config = models.attach_peft(
+        model,
+        peft_conf,
+        vocab_grew=vocab_grew,
+        gradient_checkpointing=bool(training_args.gradient_checkpointing),
+        gradient_checkpointing_kwargs=checkpointing_kwargs if isinstance(checkpointing_kwargs, dict) else None,
+        sharded=bool(args_conf.fsdp),
+        defer_new_adapter=defer_new_adapter,
+    )
+    return LoadedModel(trainable, peft_config, vocab_grew, new_basemodel)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    final_checkpoint: Path
+    global_step: int
+    train_loss: float | None
+    eval_metrics: dict[str, float]
+    mlflow_run_id: str | None
+
+
+def train_and_save(
+    trainer: Trainer,
+    setup: RunSetup,
+    events: EventWriter,
+    *,
+    evaluate_at_end: bool,
+    final_checkpoint_name: str,
+) -> TrainOutcome:
+    """Train (resuming if asked), evaluate once at the end if asked, save the final model or adapter."""
+    with mlflow_run(setup.tracking, main_process=setup.state.is_main_process) as mlflow_run_id:
+        output = trainer.train(resume_from_checkpoint=setup.resume)
+        eval_metrics: dict[str, float] = {}
+        if evaluate_at_end:
+            events.phase("evaluating")
+            eval_metrics = trainer.evaluate()
+    events.phase("saving")
+    final_checkpoint = setup.output_dir / final_checkpoint_name
+    trainer.save_model(str(final_checkpoint))
+    setup.state.wait_for_everyone()
+    return TrainOutcome(final_checkpoint, trainer.state.global_step, output.training_loss, eval_metrics, mlflow_run_id)

@@ -1,0 +1,67 @@
+"""Which trainer runs a loss_type, and how preference records become TRL rows."""
+
+import pytest
+
+from finetuning.config.data import DataType
+from finetuning.config.jobs import preference_trainer
+from finetuning.data.preference import to_trl_rows
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "trainer"),
+    [
+        ("sigmoid", "dpo"),
+        ("ipo", "dpo"),
+        (["sigmoid", "sft"], "dpo"),
+        ("kto", "kto"),
+        ("apo_zero_unpaired", "kto"),
+        ("orpo", "orpo"),
+        ("simpo", "cpo"),
+        ("cpo", "cpo"),
+    ],
+)
+def test_loss_type_selects_the_trainer(loss_type: str | list[str], trainer: str) -> None:
+    assert preference_trainer(loss_type) == trainer
+
+
+@pytest.mark.parametrize(
+    ("loss_type", "message"), [("sigmod", "unknown loss_type sigmod"), (["sigmoid", "kto"], "only DPO losses")]
+)
+def test_bad_loss_types_are_explained(loss_type: str | list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        preference_trainer(loss_type)
+
+
+PAIR = {
+    "prompt_messages": [{"role": "user", "content": "Q?", "tags": None, "labels": None}],
+    "chosen_messages": [{"role": "assistant", "content": "good", "tags": None, "labels": None}],
+    "rejected_messages": [{"role": "assistant", "content": "bad", "tags": None, "labels": None}],
+    "id": "1",
+}
+
+
+def test_pairs_become_conversational_rows() -> None:
+    (row,) = to_trl_rows([PAIR], DataType.DIRECT_PREFERENCE, unpaired=False)
+    assert row == {
+        "prompt": [{"role": "user", "content": "Q?"}],
+        "chosen": [{"role": "assistant", "content": "good"}],
+        "rejected": [{"role": "assistant", "content": "bad"}],
+    }
+
+
+def test_kto_unpairs_each_pair_into_a_desirable_and_an_undesirable_row() -> None:
+    good, bad = to_trl_rows([PAIR], DataType.DIRECT_PREFERENCE, unpaired=True)
+    assert (good["completion"][0]["content"], good["label"]) == ("good", True)
+    assert (bad["completion"][0]["content"], bad["label"]) == ("bad", False)
+    assert good["prompt"] == bad["prompt"]
+
+
+def test_unpaired_records_keep_their_label() -> None:
+    record = {
+        "prompt_messages": PAIR["prompt_messages"],
+        "completion_messages": PAIR["rejected_messages"],
+        "label": False,
+    }
+    (row,) = to_trl_rows([record], DataType.UNPAIRED_PREFERENCE, unpaired=True)
+    assert row["label"] is False
+    assert row["completion"] == [{"role": "assistant", "content": "bad"}]
