@@ -13,6 +13,7 @@ from finetuning.batchsize import BatchPlan
 from finetuning.config.base import ConfigError
 from finetuning.config.hf_training_args import HFTrainingArguments
 from finetuning.config.model import Determinism
+from finetuning.data.errors import DataError
 from finetuning.errors import FinetuningError
 from finetuning.events import EventWriter
 from finetuning.settings import EngineSettings
@@ -142,6 +143,12 @@ def run_reporting_status(events: EventWriter, body: Callable[[], T]) -> T:
         raise
     except FinetuningError as exc:
         events.status("failed", error=exc.as_dict())
+        raise
+    except DataError as exc:
+        events.status("failed", error={"code": "invalid_data", "message": str(exc), "param": None})
+        raise
+    except FileNotFoundError as exc:
+        events.status("failed", error={"code": "data_not_found", "message": str(exc), "param": None})
         raise
     except torch.OutOfMemoryError as exc:
         events.status("failed", error={"code": "out_of_memory", "message": OOM_REMEDY, "param": None})

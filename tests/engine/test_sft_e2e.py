@@ -158,6 +158,7 @@ def test_bad_record_fails_with_file_and_line(tiny_model_dir: Path, tmp_path: Pat
     assert events[-1]["status"] == "failed"
     assert "broken.jsonl" in error["message"]
     assert "line 3" in error["message"]
+    assert error["code"] == "invalid_data"
 
 
 def test_missing_model_fails_before_any_work(tmp_path: Path) -> None:
