@@ -69,9 +69,13 @@ def configure_tracking(
     cli: TrackingCli,
     config: TrackingConf | None,
     settings: EngineSettings,
-    environ: MutableMapping[str, str] = os.environ,
+    environ: MutableMapping[str, str] | None = None,
 ) -> TrackingDecision:
-    """Pick the tracking source by precedence and set the env vars ``MLflowCallback`` reads; return the decision."""
+    """Pick the tracking source by precedence and set the env vars ``MLflowCallback`` reads; return the decision.
+
+    ``environ`` defaults to ``os.environ`` as it is at call time (some libraries swap the object)."""
+    if environ is None:
+        environ = os.environ
     if cli.mlflow_server_uri:
         return _enable(environ, "cli", cli.mlflow_server_uri, cli.experiment_name, cli.hf_mlflow_log_artifacts)
     if config is not None and config.mlflow_server_uri:
