@@ -1,0 +1,75 @@
+"""Service settings, from environment variables (pydantic-settings); each has a documented default.
+
+The defaults are the embedded ones: SQLite and a broker that needs no server, under ``./.service``. ``make serve``
+and ``make demo`` switch to Postgres and Redis when those answer on their default ports (see ``api/embedded.py``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_HOME = Path(".service")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FINETUNING_", extra="ignore", env_ignore_empty=True)
+
+    database_url: str = Field(
+        default=f"sqlite:///{SERVICE_HOME / 'service.db'}",
+        description="SQLAlchemy URL of the job database, e.g. postgresql+psycopg://user@host:5432/finetuning.",
+    )
+    broker_url: str = Field(
+        default=f"sqla+sqlite:///{SERVICE_HOME / 'broker.db'}",
+        description="Celery broker URL, e.g. redis://host:6379/0 (embedded default: a SQLite-backed transport).",
+    )
+    artifact_root: Path = Field(
+        default=SERVICE_HOME / "artifacts", description="Where each job's outputs go: <artifact_root>/<job id>/."
+    )
+    allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders that models, adapters and data sets named in jobs must lie under (JSON list). The "
+        "artifact root is always allowed. Empty: only the artifact root.",
+    )
+    allow_hub_models: bool = Field(
+        default=True, description="Accept hub ids (e.g. org/model) for models; workers then need hub access."
+    )
+    allow_trust_remote_code: bool = Field(
+        default=False, description="Let jobs set model_args.trust_remote_code: true (runs the model repo's code)."
+    )
+    auth_disabled: bool = Field(
+        default=False, description="Serve without tokens, every request as project 'default'. For a local demo only."
+    )
+    mlflow_tracking_uri: str | None = Field(default=None, description="MLflow for training jobs that set none.")
+    default_queue: str = Field(default="gpu", description="Celery queue of jobs that name none.")
+    worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once (one per GPU group).")
+    gpus_per_job: int = Field(default=1, ge=1, description="Processes launched per training job (accelerate).")
+    lease_seconds: int = Field(default=60, ge=5, description="A running job whose worker is silent this long is lost.")
+    heartbeat_seconds: float = Field(default=5.0, gt=0, description="How often a worker renews its lease.")
+    cancel_grace_seconds: float = Field(default=5.0, ge=0, description="SIGTERM to SIGKILL delay when cancelling.")
+    max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest accepted request body.")
+    engine_python: str | None = Field(
+        default=None, description="Python that runs the engine CLIs (default: the worker's own interpreter)."
+    )
+
+    @field_validator("artifact_root", mode="after")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("allowed_roots", mode="after")
+    @classmethod
+    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
+        return [p.expanduser().resolve() for p in value]
+
+    @property
+    def roots(self) -> list[Path]:
+        return [self.artifact_root, *self.allowed_roots]
+
+
+@lru_cache
+def get_settings() -> ServiceSettings:
+    return ServiceSettings()
