@@ -6,20 +6,19 @@ Shared by the API (validation, chaining) and the worker (commands); imports no t
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from api.models import JobKind
 from finetuning.config import DPOConfig, GenerateConfig, SFTConfig, StrictModel
 from finetuning.config.data import ConcatenationInput, WeightedMixInput
 from finetuning.config.model import PretrainedPeftConf
-
-from api.models import JobKind
 
 
 class MergeRequest(StrictModel):
@@ -155,8 +154,16 @@ def engine_command(
     if kind in (JobKind.SFT, JobKind.DPO):
         launcher = [python, "-m", "finetuning.cli"]
         if num_processes > 1:
-            launcher = [python, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-                        "--multi_gpu", "-m", "finetuning.cli"]
+            launcher = [
+                python,
+                "-m",
+                "accelerate.commands.launch",
+                "--num_processes",
+                str(num_processes),
+                "--multi_gpu",
+                "-m",
+                "finetuning.cli",
+            ]
         argv = [*launcher, *common, "--num-preprocess-workers", "1", kind.value, "config.yaml"]
         return EngineCommand(argv, {"config.yaml": _yaml(config)})
     if kind == JobKind.GENERATE:
@@ -164,8 +171,17 @@ def engine_command(
         return EngineCommand(argv, {"config.yaml": _yaml(config)})
     if kind == JobKind.MERGE:
         device_map = config["device_map"]
-        argv = [python, "-m", "finetuning.tools.merge", *common, config["base_model"], config["adapter"],
-                str(job_dir / "merged"), "--device_map", device_map if isinstance(device_map, str) else _json(device_map)]
+        argv = [
+            python,
+            "-m",
+            "finetuning.tools.merge",
+            *common,
+            config["base_model"],
+            config["adapter"],
+            str(job_dir / "merged"),
+            "--device_map",
+            device_map if isinstance(device_map, str) else _json(device_map),
+        ]
         if config.get("tokenizer"):
             argv += ["--tokenizer", config["tokenizer"]]
         return EngineCommand(argv, {})
