@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo clean
+.PHONY: install test test-fast lint demo demo-engine serve clean
 
 install: $(STAMP)
 
@@ -19,19 +19,29 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e ".[engine,service,dev]"
 	touch $(STAMP)
 
+# Postgres and Redis: the machine's when they answer, otherwise started here from installed binaries.
 test: install
-	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	eval "$$($(BIN)/python scripts/test_services.py)" && OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: install
-	$(BIN)/ruff check finetuning tests
-	$(BIN)/ruff format --check finetuning tests
+	$(BIN)/ruff check finetuning api worker migrations scripts tests
+	$(BIN)/ruff format --check finetuning api worker migrations scripts tests
 	$(BIN)/mypy
 
+# The service end to end over HTTP: API + worker, SFT -> merge -> generate chained by job id.
 demo: install
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
+
+# The engine alone: `finetuning sft` on the tiny model, then the adapter's answers.
+demo-engine: install
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo_engine.py
+
+# The API and one worker in the foreground, configured from the environment (embedded defaults otherwise).
+serve: install
+	$(BIN)/python -m api.serve
 
 clean:
 	rm -rf $(VENV) .cache demo-output .pytest_cache .mypy_cache .ruff_cache

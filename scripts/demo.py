@@ -1,106 +1,202 @@
-"""`make demo`: finetune a tiny model end to end on this machine and show what happened.
+"""`make demo`: the whole service on this machine, end to end, over HTTP.
 
-Builds a tiny random model and tokenizer locally, writes a small memorisable chat data set, runs
-`finetuning sft` (LoRA, chat-ml, completions-only) as a user would, then prints the loss curve from the
-machine-readable events and the adapter's answers.
+Starts the API and a worker (`api.serve`: Postgres and Redis when they answer on their default ports, otherwise
+the embedded SQLite database and broker), builds the tiny model, creates an API token, submits an SFT job as YAML,
+follows its events live (Server-Sent Events), then merges the adapter and runs a generate job on the merged model,
+both chained by job id, and prints what came out.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "demo-output"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def main() -> int:
-    from finetuning.events import read_events
+    from api.serve import resolve_service_env
     from finetuning.tiny import cached_tiny_model, tiny_chat_records, write_jsonl
 
     model = cached_tiny_model(ROOT / ".cache" / "tiny-models")
     records = tiny_chat_records(48)
     data = write_jsonl(records, OUT / "data" / "colors.jsonl")
-    config = {
+    env = {
+        **os.environ,
+        "FINETUNING_ARTIFACT_ROOT": str(OUT / "artifacts"),
+        "FINETUNING_ALLOWED_ROOTS": json.dumps([str(model.parent), str(data.parent)]),
+        "FINETUNING_DATABASE_URL": os.environ.get("FINETUNING_DATABASE_URL", f"sqlite:///{OUT / 'service.db'}"),
+        "FINETUNING_BROKER_URL": os.environ.get("FINETUNING_BROKER_URL", f"sqla+sqlite:///{OUT / 'broker.db'}"),
+        "FINETUNING_DEFAULT_QUEUE": "demo",
+        "HF_HUB_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+    }
+    # Postgres/Redis on their default ports win over the embedded defaults, as in `make serve`
+    detected = resolve_service_env({}, database_name="finetuning_demo")
+    env.update({k: v for k, v in detected.items() if k not in os.environ})
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    OUT.mkdir(exist_ok=True)
+    server_log = (OUT / "server.log").open("wb")
+    print(f"starting the API and a worker on {base} (log: {OUT / 'server.log'})", flush=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "api.serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_ready(base, server)
+        token = subprocess.run(
+            [sys.executable, "-m", "api.admin", "token", "create", "--project", "demo", "--name", "make demo"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+            return run_demo(client, model, data)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the server exited; see {OUT / 'server.log'}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"the server did not become ready; see {OUT / 'server.log'}")
+
+
+def sft_config(model: Path, data: Path) -> dict[str, Any]:
+    return {
         "data_conf": {
             "chat_template_name": "chat-ml",
             "training_data": {"type": "CONCATENATION", "datasets": [{"path": str(data)}]},
             "validation_data": {"type": "AUTO_SPLIT", "ratio": 0.125},
         },
         "training_args": {
-            "output_dir": str(OUT / "run"),
-            "max_steps": 200,
+            "max_steps": 150,
             "learning_rate": 1e-2,
-            "logging_steps": 20,
-            "save_steps": 100,
+            "logging_steps": 10,
+            "save_steps": 75,
             "eval_strategy": "steps",
-            "eval_steps": 100,
+            "eval_steps": 75,
             "use_cpu": True,
             "report_to": [],
         },
         "batchsize_conf": {"total_train_batch_size": 8, "max_per_device_train_batch_size": 8},
-        "peft_conf": {
-            "peft_type": "LORA",
-            "peft_kwargs": {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"},
-        },
+        "peft_conf": {"peft_type": "LORA", "peft_kwargs": {"r": 8, "lora_alpha": 16, "target_modules": "all-linear"}},
         "run_conf": {"model": str(model)},
         "sft_args": {"max_seq_length": 128, "train_on_completions_only": True},
-        "tracking": {"mlflow_server_uri": f"sqlite:///{OUT / 'mlflow.db'}", "experiment_name": "demo"},
     }
-    config_path = OUT / "sft.yaml"
-    config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-    events_path = OUT / "events.jsonl"
-    events_path.unlink(missing_ok=True)
-    print(f"tiny model: {model}\nconfig:     {config_path}\n", flush=True)
-    command = [
-        sys.executable,
-        "-m",
-        "finetuning.cli",
-        "--num-preprocess-workers",
-        "1",
-        "--events-file",
-        str(events_path),
-        "sft",
-        str(config_path),
-    ]
-    print("$ finetuning " + " ".join(command[3:]), flush=True)
-    completed = subprocess.run(command, check=False)
-    events = read_events(events_path)
-    losses = [(e["step"], e["loss"]) for e in events if e["type"] == "metrics" and e.get("loss") is not None]
-    print("\nstep  loss")
-    for step, loss in losses:
-        print(f"{step:4d}  {loss:.3f}  " + "#" * max(1, int(loss * 8)))
-    final = events[-1] if events else {}
-    print(f"\nfinal status: {final.get('status')}  ({events_path})")
-    if completed.returncode != 0 or final.get("status") != "succeeded":
+
+
+def submit(client: httpx.Client, kind: str, body: Any, *, yaml_body: bool = False, name: str) -> dict[str, Any]:
+    if yaml_body:
+        response = client.post(
+            f"/v1/jobs/{kind}",
+            params={"name": name, "label": "source=make-demo"},
+            content=yaml.safe_dump(body),
+            headers={"Content-Type": "application/yaml"},
+        )
+    else:
+        response = client.post(f"/v1/jobs/{kind}", params={"name": name, "label": "source=make-demo"}, json=body)
+    if response.status_code != 201:
+        sys.exit(f"{kind} submission failed: {response.status_code} {response.text}")
+    job: dict[str, Any] = response.json()
+    print(f"\n{kind} job {job['id']} queued", flush=True)
+    return job
+
+
+def follow(client: httpx.Client, job_id: str) -> dict[str, Any]:
+    """Print the job's events as they arrive (SSE) until it ends; return the finished job."""
+    with client.stream("GET", f"/v1/jobs/{job_id}/events/stream", timeout=None) as stream:
+        event_type = ""
+        for line in stream.iter_lines():
+            if line.startswith("event:"):
+                event_type = line.split(":", 1)[1].strip()
+            elif line.startswith("data:"):
+                show(event_type, json.loads(line.split(":", 1)[1]))
+    job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
+    print(f"  -> {job['status']}" + (f": {job['error']['message']}" if job.get("error") else ""), flush=True)
+    return job
+
+
+def show(event_type: str, data: dict[str, Any]) -> None:
+    if event_type == "phase":
+        print(f"  phase {data['phase']}", flush=True)
+    elif event_type == "metrics" and data.get("loss") is not None:
+        print(f"  step {data['step']:>4}/{data['total_steps']}  loss {data['loss']:.3f}", flush=True)
+    elif event_type == "eval":
+        print(f"  eval at step {data['step']}: loss {data['metrics'].get('loss', float('nan')):.3f}", flush=True)
+    elif event_type == "job":
+        print(f"  job {data.get('status')}", flush=True)
+
+
+def run_demo(client: httpx.Client, model: Path, data: Path) -> int:
+    sft = follow(client, submit(client, "sft", sft_config(model, data), yaml_body=True, name="colors-sft")["id"])
+    if sft["status"] != "succeeded":
         return 1
-    artifacts = final["artifacts"]
-    trained = {r["messages"][0]["content"]: r["messages"][1]["content"] for r in records}
-    _show_answers(Path(artifacts["final_checkpoint"]), Path(artifacts.get("new_basemodel") or model), trained)
+    losses = client.get(f"/v1/jobs/{sft['id']}/metrics").json()["train"]["loss"]
+    print(
+        f"  loss {losses[0]['value']:.3f} at step {losses[0]['step']} -> {losses[-1]['value']:.3f} "
+        f"at step {losses[-1]['step']}"
+    )
+    merge = submit(
+        client,
+        "merge",
+        {"base_model": f"job:{sft['id']}/new_basemodel", "adapter": f"job:{sft['id']}"},
+        name="colors-merge",
+    )
+    merge = follow(client, merge["id"])
+    if merge["status"] != "succeeded":
+        return 1
+    questions = ("sky", "grass", "snow")
+    generate_body = {
+        "model_conf": {"model": f"job:{merge['id']}"},
+        "prompt_conf": {"type": "open-input", "input": f"What color is the {questions[0]}?", "num_samples": 1},
+        "hf_gen_params": {"do_sample": False, "max_new_tokens": 6},
+    }
+    generate = follow(client, submit(client, "generate", generate_body, name="colors-generate")["id"])
+    if generate["status"] != "succeeded":
+        return 1
+    output = client.get(f"/v1/jobs/{generate['id']}/output").json()
+    print("\nthe finetuned, merged model answers:")
+    for item in output:
+        print(f"  {item['prompt']!r} -> {item['answer'].strip()!r}")
+    print(f"\njobs: {sft['id']} (sft) -> {merge['id']} (merge) -> {generate['id']} (generate)")
     return 0
-
-
-def _show_answers(adapter: Path, base: Path, answers: dict[str, str]) -> None:
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(adapter)
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter).eval()
-    print("\nthe finetuned adapter answers:")
-    for thing in ("sky", "grass", "snow"):
-        messages = [{"role": "user", "content": f"What color is the {thing}?"}]
-        # tokenize the rendered prompt as training did: with the tokenizer's BOS
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        inputs = tokenizer(prompt, return_tensors="pt")
-        with torch.no_grad():
-            output = model.generate(**inputs, max_new_tokens=6, do_sample=False)
-        answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-        expected = answers.get(f"What color is the {thing}?")
-        print(f"  What color is the {thing}?  ->  {answer.strip()!r}   (trained on {expected!r})")
 
 
 if __name__ == "__main__":

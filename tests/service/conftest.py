@@ -1,0 +1,160 @@
+"""Real services for the service tests: a fresh Postgres database per run (migrated with Alembic), a Redis
+database of its own, a real Celery worker process, and the tiny model under an allowed root.
+
+The servers come from ``FINETUNING_TEST_POSTGRES`` (a server URL, default ``postgresql+psycopg://postgres@127.0.0.1:5432``)
+and ``FINETUNING_TEST_REDIS`` (default ``redis://127.0.0.1:6379``); ``make test`` starts them when they don't answer.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.settings import ServiceSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+POSTGRES = os.environ.get("FINETUNING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+REDIS = os.environ.get("FINETUNING_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A new database for this test run, migrated to head; dropped afterwards."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    name = f"finetuning_test_{secrets.token_hex(4)}"
+    admin = create_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{POSTGRES}/{name}"
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    yield url
+    from api.db import engine_for
+
+    engine_for(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> Iterator[str]:
+    """A Redis database number of its own (flushed before and after), so parallel runs don't share queues."""
+    import redis
+
+    number = 1 + secrets.randbelow(15)
+    url = f"{REDIS}/{number}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def service_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("service")
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, broker_url: str, service_root: Path, tiny_model_dir: Path
+) -> ServiceSettings:
+    """Settings for the API and the worker; the tiny model's cache and the test data folder are allowed roots."""
+    data_root = service_root / "data"
+    data_root.mkdir(exist_ok=True)
+    return ServiceSettings(
+        database_url=database_url,
+        broker_url=broker_url,
+        artifact_root=service_root / "artifacts",
+        allowed_roots=[tiny_model_dir.parent, data_root],
+        allow_hub_models=False,
+        default_queue=f"test-{secrets.token_hex(3)}",
+        lease_seconds=20,
+        heartbeat_seconds=1.0,
+        cancel_grace_seconds=2.0,
+    )
+
+
+def settings_env(settings: ServiceSettings) -> dict[str, str]:
+    """The environment that gives another process (worker, API server) these settings."""
+    import json
+
+    return {
+        "FINETUNING_DATABASE_URL": settings.database_url,
+        "FINETUNING_BROKER_URL": settings.broker_url,
+        "FINETUNING_ARTIFACT_ROOT": str(settings.artifact_root),
+        "FINETUNING_ALLOWED_ROOTS": json.dumps([str(p) for p in settings.allowed_roots]),
+        "FINETUNING_ALLOW_HUB_MODELS": str(settings.allow_hub_models).lower(),
+        "FINETUNING_DEFAULT_QUEUE": settings.default_queue,
+        "FINETUNING_LEASE_SECONDS": str(settings.lease_seconds),
+        "FINETUNING_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
+        "FINETUNING_CANCEL_GRACE_SECONDS": str(settings.cancel_grace_seconds),
+    }
+
+
+@pytest.fixture(scope="session")
+def data_dir(settings: ServiceSettings) -> Path:
+    """An allowed root to write test data sets into."""
+    return settings.allowed_roots[1]
+
+
+def start_worker(settings: ServiceSettings, log_path: Path, *, hostname: str) -> subprocess.Popen[bytes]:
+    """A real Celery worker process consuming the test queue; returns once it answers a ping."""
+    env = {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
+            "--queues", settings.default_queue, "--concurrency", "1", "--pool", "prefork",
+            "--hostname", hostname, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    from worker.celery_app import create_celery
+
+    app = create_celery(settings)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited: see {log_path}")
+        replies = app.control.ping(destination=[hostname], timeout=0.5)
+        if replies:
+            return process
+    process.kill()
+    raise RuntimeError(f"the Celery worker did not answer within 60 s: see {log_path}")
+
+
+def stop_worker(process: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(settings: ServiceSettings, service_root: Path) -> Iterator[subprocess.Popen[bytes]]:
+    process = start_worker(settings, service_root / "worker.log", hostname=f"test-{secrets.token_hex(3)}@localhost")
+    yield process
+    stop_worker(process)
