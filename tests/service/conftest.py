@@ -25,6 +25,12 @@ REDIS = os.environ.get("FINETUNING_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
 @pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """The Postgres server URL, without a database name."""
+    return POSTGRES
+
+
+@pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A new database for this test run, migrated to head; dropped afterwards."""
     from alembic import command
@@ -69,9 +75,7 @@ def service_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings(
-    database_url: str, broker_url: str, service_root: Path, tiny_model_dir: Path
-) -> ServiceSettings:
+def settings(database_url: str, broker_url: str, service_root: Path, tiny_model_dir: Path) -> ServiceSettings:
     """Settings for the API and the worker; the tiny model's cache and the test data folder are allowed roots."""
     data_root = service_root / "data"
     data_root.mkdir(exist_ok=True)
@@ -117,9 +121,24 @@ def start_worker(settings: ServiceSettings, log_path: Path, *, hostname: str) ->
     log = log_path.open("ab")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
-            "--queues", settings.default_queue, "--concurrency", "1", "--pool", "prefork",
-            "--hostname", hostname, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.celery_app",
+            "worker",
+            "--queues",
+            settings.default_queue,
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--hostname",
+            hostname,
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
         ],
         cwd=REPO_ROOT,
         env=env,
