@@ -1,0 +1,82 @@
+"""The Celery app, built from settings; ``celery -A worker.celery_app worker`` finds its ``app``.
+
+Long jobs and the broker: a job can run for hours, so the message is acknowledged only when the task ends
+(``task_acks_late``), a worker takes one message at a time (``worker_prefetch_multiplier=1``: a busy worker must not
+hold a second long job) and Redis' visibility timeout (24 h) is longer than almost any job, so Redis does not hand a
+running job's message to another worker. When it does, the database claim (a lease with a fencing token) makes the
+second delivery exit without running anything: the database lease, not the broker, decides who runs a job and
+notices lost workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from api.settings import ServiceSettings, get_settings
+
+# Longer than (almost) any job, so the broker does not redeliver a running job's message; a job that runs longer is
+# still safe, since the redelivered copy finds the job claimed with a live lease and exits.
+VISIBILITY_TIMEOUT_S = 24 * 3600
+
+# Transports with a visibility timeout (unacknowledged messages come back after it).
+_VISIBILITY_TRANSPORTS = ("redis", "rediss", "sentinel", "sqs")
+
+
+def broker_transport_options(broker_url: str) -> dict[str, Any]:
+    """Transport options for ``broker_url``. Kombu's SQLAlchemy transport (``sqla+sqlite:///...``) passes its options
+    to ``create_engine``, which rejects unknown keywords, and has no visibility timeout: it gets none."""
+    scheme = broker_url.split("://", 1)[0].lower()
+    if scheme in _VISIBILITY_TRANSPORTS:
+        return {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+    return {}
+
+
+def _ensure_broker_folder(broker_url: str) -> None:
+    # SQLite creates its file but not the folder: a worker started before the API must not fail on it
+    prefix = "sqla+sqlite:///"
+    path = broker_url[len(prefix) :] if broker_url.startswith(prefix) else ""
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_celery(settings: ServiceSettings) -> Celery:
+    """A Celery app for ``settings`` with the ``jobs.run`` task registered; no result backend (Postgres holds every
+    outcome)."""
+    _ensure_broker_folder(settings.broker_url)
+    app = Celery("finetuning", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        broker_connection_retry_on_startup=True,
+        broker_transport_options=broker_transport_options(settings.broker_url),
+        task_ignore_result=True,
+        task_acks_late=True,
+        # a task whose pool process died (OOM killer) goes back to the queue; the lease decides whether it runs again
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=settings.worker_concurrency,
+        task_default_queue=settings.default_queue,
+        task_serializer="json",
+        accept_content=["json"],
+        # a broker connection loss must not abandon a running job: its message may come back, the claim rejects it
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    from worker.tasks import register_tasks
+
+    register_tasks(app, settings)
+    return app
+
+
+app: Celery  # declared only: __getattr__ below builds it on first access
+
+
+def __getattr__(name: str) -> Celery:
+    """``app``, the entry point of ``celery -A worker.celery_app worker``: built from the environment's settings on
+    first access rather than at import, so importing ``create_celery`` (the API's dispatch, tests) neither reads the
+    environment nor fills ``get_settings``' cache early."""
+    if name == "app":
+        global app
+        app = create_celery(get_settings())
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,213 @@
+"""Every database access of the worker, each in one short transaction through ``session_scope``.
+
+Fencing: a claim increments ``jobs.attempt`` and the claimant keeps that number as its token. Every later write
+(lease renewal, events, the outcome) is conditioned on ``attempt`` still matching and the job still being active, so
+a worker that lost its job (lease expired, another worker claimed it) can write nothing more, and terminal statuses
+never change.
+
+Time: on Postgres the database's clock (``now()``) stamps and compares leases, so workers on machines whose clocks
+disagree still agree on who holds a lease; SQLite (the embedded single-machine demo) uses this process' UTC clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from api.db import session_scope
+from api.models import Job, JobEvent, JobStatus, utcnow
+from api.settings import ServiceSettings
+
+# A job a worker holds: running, or running with a cancel being carried out.
+ACTIVE_STATUSES = (JobStatus.RUNNING.value, JobStatus.CANCEL_REQUESTED.value)
+# The fields of an engine ``progress`` event that make up ``job.progress``.
+PROGRESS_FIELDS = ("step", "total_steps", "percent", "elapsed_s", "eta_s")
+# The engine event format this worker understands (docs/events.md); others are stored but not interpreted.
+EVENTS_VERSION = 1
+# Service events the worker writes beside the engine's: the job's own transitions, and the child process.
+JOB_EVENT = "job"
+PROCESS_EVENT = "process"
+
+Event = tuple[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A job this worker now holds; ``attempt`` is the fencing token for every later write."""
+
+    job_id: str
+    kind: str
+    resolved: dict[str, Any]
+    queue: str
+    attempt: int
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """``held``: the job is still this attempt's (else stop at once, writing nothing); ``cancel_requested``: stop it."""
+
+    held: bool
+    cancel_requested: bool = False
+
+
+def _now(session: Session) -> Any:
+    """The clock leases are stamped with: the database's on Postgres, this process' UTC time elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.now()
+    return utcnow()
+
+
+def _held(job_id: str, attempt: int) -> ColumnElement[bool]:
+    return and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE_STATUSES))
+
+
+def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim | None:
+    """Take the job if it is queued, or running with an expired lease (its worker was lost); None otherwise (running
+    elsewhere with a live lease, finished, cancelled, unknown). One atomic UPDATE, so of two concurrent deliveries
+    exactly one wins."""
+    with session_scope(settings.database_url) as session:
+        now = _now(session)
+        lease_expired = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
+        claimable = or_(Job.status == JobStatus.QUEUED.value, and_(Job.status.in_(ACTIVE_STATUSES), lease_expired))
+        row = session.execute(
+            update(Job)
+            .where(Job.id == job_id, claimable)
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempt=Job.attempt + 1,
+                worker=worker_name,
+                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
+                started_at=func.coalesce(Job.started_at, now),
+                updated_at=now,
+            )
+            .returning(Job.kind, Job.resolved, Job.queue, Job.attempt, Job.cancel_requested)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            return None
+        data = {"status": JobStatus.RUNNING.value, "attempt": row.attempt, "worker": worker_name}
+        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+        return Claim(job_id, row.kind, dict(row.resolved or {}), row.queue, row.attempt, bool(row.cancel_requested))
+
+
+def renew_lease(settings: ServiceSettings, job_id: str, attempt: int) -> LeaseState:
+    """Extend the lease by ``lease_seconds`` if ``attempt`` still holds the job; report a requested cancel."""
+    with session_scope(settings.database_url) as session:
+        now = _now(session)
+        row = session.execute(
+            update(Job)
+            .where(_held(job_id, attempt))
+            .values(lease_expires_at=now + timedelta(seconds=settings.lease_seconds), updated_at=now)
+            .returning(Job.status, Job.cancel_requested)
+            .execution_options(synchronize_session=False)
+        ).first()
+    if row is None:
+        return LeaseState(held=False)
+    return LeaseState(True, bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value)
+
+
+def lease_state(settings: ServiceSettings, job_id: str, attempt: int) -> LeaseState:
+    """Like :func:`renew_lease` but read-only: the cheap check a worker makes between renewals to notice a cancel."""
+    with session_scope(settings.database_url) as session:
+        row = session.execute(select(Job.status, Job.cancel_requested).where(_held(job_id, attempt))).first()
+    if row is None:
+        return LeaseState(held=False)
+    return LeaseState(True, bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value)
+
+
+def _engine_event(data: dict[str, Any]) -> bool:
+    return data.get("v") == EVENTS_VERSION
+
+
+def append_events(settings: ServiceSettings, job_id: str, attempt: int, events: Sequence[Event]) -> bool:
+    """Store ``events`` (type, data) in order, and in the same transaction update the job from them: ``phase`` sets
+    ``job.phase``, ``progress`` sets ``job.progress``, ``run_started`` stores the engine's resolved values in
+    ``job.resolved["engine"]``. The final ``status`` event is stored but applied by :func:`finish_job`.
+    False (and nothing written) when ``attempt`` no longer holds the job."""
+    if not events:
+        return True
+    with session_scope(settings.database_url) as session:
+        # the fenced UPDATE comes first: it also locks the row, so no claim can slip in before the inserts
+        row = session.execute(
+            update(Job)
+            .where(_held(job_id, attempt))
+            .values(updated_at=_now(session))
+            .returning(Job.resolved)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            return False
+        changes: dict[str, Any] = {}
+        for kind, data in events:
+            if not _engine_event(data):
+                continue  # a log line, a service event, or an engine format we don't know: stored, not applied
+            if kind == "phase" and isinstance(data.get("phase"), str):
+                changes["phase"] = data["phase"]
+            elif kind == "progress":
+                changes["progress"] = {name: data.get(name) for name in PROGRESS_FIELDS}
+            elif kind == "run_started":
+                config = data.get("config")
+                if isinstance(config, dict) and isinstance(config.get("resolved"), dict):
+                    base = changes.get("resolved", row.resolved) or {}
+                    changes["resolved"] = {**base, "engine": config["resolved"]}
+        if changes:
+            session.execute(
+                update(Job).where(Job.id == job_id).values(**changes).execution_options(synchronize_session=False)
+            )
+        session.execute(insert(JobEvent), [{"job_id": job_id, "type": kind, "data": data} for kind, data in events])
+    return True
+
+
+def finish_job(
+    settings: ServiceSettings,
+    job_id: str,
+    attempt: int,
+    status: JobStatus | str,
+    error: dict[str, Any] | None = None,
+    artifacts: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    *,
+    exit_code: int | None = None,
+) -> bool:
+    """Record the outcome: terminal ``status``, ``finished_at``, error, artifacts, metrics and MLflow run id; clear
+    the lease; add a ``job`` event. False (nothing written) when ``attempt`` no longer holds the job."""
+    status = JobStatus(status)
+    if not status.terminal:
+        raise ValueError(f"finish_job needs a terminal status, not {status.value}")
+    with session_scope(settings.database_url) as session:
+        now = _now(session)
+        values: dict[str, Any] = {
+            "status": status.value,
+            "error": error,
+            "finished_at": now,
+            "lease_expires_at": None,
+            "updated_at": now,
+        }
+        if artifacts is not None:
+            values["artifacts"] = artifacts
+            if artifacts.get("mlflow_run_id"):
+                values["mlflow_run_id"] = str(artifacts["mlflow_run_id"])[:64]
+        if metrics is not None:
+            values["metrics"] = metrics
+        row = session.execute(
+            update(Job)
+            .where(_held(job_id, attempt))
+            .values(**values)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            return False
+        data: dict[str, Any] = {"status": status.value, "attempt": attempt}
+        if error is not None:
+            data["error"] = error
+        if exit_code is not None:
+            data["exit_code"] = exit_code
+        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+    return True
