@@ -1,0 +1,75 @@
+"""The FastAPI app: ``create_app(settings)`` builds it (no import-time globals).
+
+Serve it with ``uvicorn --factory api.main:create_app``; settings come from the environment (``FINETUNING_*``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from api import routes
+from api.db import session_factory
+from api.errors import install_error_handlers
+from api.middleware import BodyLimitMiddleware
+from api.openapi import install_openapi
+from api.settings import ServiceSettings, get_settings
+from api.streams import StreamTiming
+
+logger = logging.getLogger("api")
+
+TAGS = [
+    {"name": "jobs", "description": "Submit finetuning, merge, adapter-conversion and generate jobs; read, cancel."},
+    {"name": "events", "description": "Follow a job: its events (paged or Server-Sent Events), log, metrics, output."},
+    {"name": "health", "description": "Liveness and readiness."},
+]
+DESCRIPTION = """Runs the finetuning engine's jobs on GPU workers.
+
+Every `/v1` route needs `Authorization: Bearer <token>` (tokens: `finetuning-admin token create --project NAME`) and
+sees only the jobs of the token's project. Every error answers `{"error": {"code", "message", "param"}}`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # the handler's name (submit_sft_job, get_job, ...): reads naturally as a generated client's method
+    return route.name
+
+
+def create_app(
+    settings: ServiceSettings | None = None,
+    *,
+    heartbeat_seconds: float = 15.0,
+    poll_seconds: float = 0.3,
+) -> FastAPI:
+    """The API app for ``settings`` (default: from the environment). The timings pace the live streams."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.auth_disabled:
+            logger.warning(
+                "!!! AUTHENTICATION IS DISABLED (FINETUNING_AUTH_DISABLED): anyone who can reach this API acts as "
+                "project 'default'. Use this for a local demo only. !!!"
+            )
+        yield
+
+    app = FastAPI(
+        title="Silogen finetuning",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.settings = settings
+    app.state.sessions = session_factory(settings.database_url)
+    app.state.stream_timing = StreamTiming(poll_seconds=poll_seconds, heartbeat_seconds=heartbeat_seconds)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(routes.health.router)
+    app.include_router(routes.v1_router)
+    install_openapi(app, TAGS)
+    return app

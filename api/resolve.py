@@ -1,0 +1,257 @@
+"""From a submitted body to what a worker runs: parse (JSON or YAML), validate with the engine's schema, and resolve
+every file the config names (an allowed local path, a hub id, or an earlier job's output), so that a missing or
+forbidden input is refused at submission instead of being discovered after queueing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from api import repository
+from api.errors import ApiError, ErrorIssue
+from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, PathField, parse_job_reference, path_fields, set_field
+from api.models import JobKind, JobStatus
+from api.settings import ServiceSettings
+from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel
+
+YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
+# A YAML body is at most max_body_bytes, but anchors and aliases can still expand it enormously.
+MAX_YAML_NODES = 200_000
+# What a hub id looks like (org/name or name); anything else that is not on disk is an error, never a download.
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+TRAINING_KINDS = (JobKind.SFT, JobKind.DPO)
+ENGINE_YAML_KINDS = (JobKind.SFT, JobKind.DPO, JobKind.GENERATE)  # the worker writes their config as the engine's YAML
+
+
+def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """The request body as a mapping: JSON by default, YAML when the Content-Type says so."""
+    media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
+    is_yaml = media_type in YAML_MEDIA_TYPES
+    if not is_yaml and media_type != "application/json" and not media_type.endswith("+json"):
+        # refusing form and text bodies also keeps browsers from posting jobs cross-site
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Content-Type {media_type} is not accepted: send application/json or application/yaml",
+            "Content-Type",
+        )
+    if not body.strip():
+        raise ApiError(422, "invalid_body", "the body is empty: send the job's config")
+    try:
+        data = _load_yaml(body) if is_yaml else json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            422, "invalid_body", f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ApiError(422, "invalid_body", f"the body is not valid YAML: {exc}") from None
+    except (RecursionError, UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(422, "invalid_body", f"the body could not be read: {type(exc).__name__}") from None
+    if not isinstance(data, dict):
+        got = "nothing" if data is None else type(data).__name__
+        raise ApiError(422, "invalid_body", f"the body must be a mapping of config sections, not {got}")
+    return data
+
+
+def _load_yaml(body: bytes) -> Any:
+    data = yaml.safe_load(body)
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"it expands to more than {MAX_YAML_NODES} values (anchors and aliases?)")
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return data
+
+
+def validate_config(kind: JobKind, data: dict[str, Any]) -> StrictModel:
+    """The engine's own validation: a 422 listing every issue, each with its field path."""
+    try:
+        return REQUEST_MODELS[kind].validate_config(data)
+    except ConfigError as exc:
+        issues = [ErrorIssue(param=issue.loc or None, message=issue.message) for issue in exc.issues]
+    except (RecursionError, TypeError, ValueError) as exc:
+        issues = [ErrorIssue(param=None, message=f"the config could not be validated: {exc}")]
+    first = issues[0]
+    message = f"{first.param}: {first.message}" if first.param else first.message
+    if len(issues) > 1:
+        message = f"invalid config ({len(issues)} problems); first: {message}"
+    raise ApiError(422, "invalid_config", message, first.param, details=issues)
+
+
+@dataclass
+class Plan:
+    """What a validated submission resolved to."""
+
+    submitted: dict[str, Any]  # the config as submitted (validated, only what the user set)
+    config: dict[str, Any]  # what the worker runs: paths resolved, outputs forced (see plan_submission)
+    inputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    training_config: dict[str, Any] | None = None
+    overridden: dict[str, Any] = field(default_factory=dict)  # user values the service replaced
+
+
+@dataclass
+class _Problem:
+    status: int
+    code: str
+    param: str
+    message: str
+
+
+class _Resolver:
+    def __init__(self, session: Session, settings: ServiceSettings, project: str, kind: JobKind) -> None:
+        self.session = session
+        self.settings = settings
+        self.project = project
+        self.kind = kind
+        self.problems: list[_Problem] = []
+
+    def fail(self, status: int, code: str, param: str, message: str) -> None:
+        self.problems.append(_Problem(status, code, param, message))
+
+    def raise_problems(self) -> None:
+        if not self.problems:
+            return
+        # a 409 (an input job not finished yet) only when nothing is plainly invalid
+        status = 422 if any(p.status == 422 for p in self.problems) else 409
+        first = next(p for p in self.problems if p.status == status)
+        details = [ErrorIssue(param=p.param, message=p.message) for p in self.problems]
+        raise ApiError(status, first.code, f"{first.param}: {first.message}", first.param, details=details)
+
+    def local(self, loc: str, value: str, *, want_dir: bool) -> str | None:
+        """The real path of ``value`` if it lies under an allowed root and exists as needed."""
+        if "\x00" in value or not value.strip():
+            self.fail(422, "invalid_path", loc, "not a valid path: empty or with a NUL character")
+            return None
+        path = Path(os.path.realpath(os.path.expanduser(value)))  # follows symlinks and '..' before the check
+        roots = self.settings.roots
+        if not any(path.is_relative_to(root) for root in roots):
+            allowed = ", ".join(str(r) for r in roots)
+            self.fail(422, "path_not_allowed", loc, f"'{value}' is outside the allowed roots ({allowed})")
+            return None
+        if want_dir and not path.is_dir():
+            what = "is a file; a folder is needed" if path.exists() else "does not exist (no such folder)"
+            self.fail(422, "path_not_found", loc, f"'{value}' {what}")
+            return None
+        if not want_dir and not path.is_file():
+            what = "is a folder; a file is needed" if path.exists() else "does not exist (no such file)"
+            self.fail(422, "path_not_found", loc, f"'{value}' {what}")
+            return None
+        return str(path)
+
+    def model(self, loc: str, value: str) -> str | None:
+        """A model, adapter or tokenizer: a local folder, or a hub id where the service allows them."""
+        if HUB_ID.match(value) and not os.path.lexists(os.path.expanduser(value)):
+            if self.settings.allow_hub_models:
+                return value
+            self.fail(
+                422,
+                "hub_models_disabled",
+                loc,
+                f"'{value}' is not a local folder, and this service does not load hub models (allow_hub_models is "
+                "off): give a folder under the allowed roots or job:<id> of an earlier job",
+            )
+            return None
+        return self.local(loc, value, want_dir=True)
+
+    def reference(self, spec: PathField, plan: Plan) -> str | None:
+        ref = parse_job_reference(spec.value)
+        if ref is None:
+            self.fail(422, "invalid_job_reference", spec.loc, f"'{spec.value}' is not job:<id>[/<artifact>]")
+            return None
+        job = repository.get_job(self.session, self.project, ref.job_id)
+        if job is None:
+            self.fail(422, "job_not_found", spec.loc, f"job {ref.job_id} not found")
+            return None
+        if job.status != JobStatus.SUCCEEDED:
+            self.fail(
+                409,
+                "job_not_succeeded",
+                spec.loc,
+                f"job {job.id} is {job.status}; only a succeeded job's output can be used",
+            )
+            return None
+        artifact = ref.artifact or DEFAULT_ARTIFACT[JobKind(job.kind)]
+        source = (job.artifacts or {}).get(artifact)
+        if not isinstance(source, str):
+            has = ", ".join(sorted(job.artifacts or {})) or "none"
+            self.fail(422, "artifact_not_found", spec.loc, f"job {job.id} has no artifact '{artifact}' (it has: {has})")
+            return None
+        path = self.local(spec.loc, source, want_dir=spec.is_model)
+        if path is not None:
+            plan.inputs[spec.loc] = {"job_id": job.id, "artifact": artifact, "path": path}
+            if self.kind == JobKind.ADAPTER_CONVERSION and job.kind in TRAINING_KINDS:
+                plan.training_config = (job.resolved or {}).get("config") or job.config
+        return path
+
+    def path_field(self, spec: PathField, plan: Plan) -> None:
+        if spec.value.startswith("job:"):
+            resolved = self.reference(spec, plan)
+        elif spec.is_model:
+            resolved = self.model(spec.loc, spec.value)
+        else:
+            resolved = self.local(spec.loc, spec.value, want_dir=False)
+        if resolved is not None:
+            set_field(plan.config, spec.loc, resolved)
+
+
+def _model_args_loc(config: StrictModel) -> tuple[str, bool] | None:
+    if isinstance(config, SFTConfig | DPOConfig):
+        return "run_conf.model_args.trust_remote_code", config.run_conf.model_args.trust_remote_code
+    if isinstance(config, GenerateConfig):
+        return "model_conf.model_args.trust_remote_code", config.model_conf.model_args.trust_remote_code
+    return None
+
+
+def plan_submission(
+    session: Session, settings: ServiceSettings, project: str, kind: JobKind, config: StrictModel, job_id: str
+) -> Plan:
+    """Resolve a validated config for job ``job_id``; raises one error listing every problem found."""
+    # A config the engine reads as YAML keeps only what the user set: the engine applies its defaults again, and
+    # some sections mean "what was set" (model_args become from_pretrained keyword arguments, where an explicit None
+    # is not the library's default). Merge and conversion requests become command-line arguments: every field.
+    plan = Plan(
+        submitted=config.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        config=config.model_dump(mode="json", by_alias=True, exclude_unset=kind in ENGINE_YAML_KINDS),
+    )
+    resolver = _Resolver(session, settings, project, kind)
+    remote_code = _model_args_loc(config)
+    if remote_code is not None and remote_code[1] and not settings.allow_trust_remote_code:
+        resolver.fail(
+            422,
+            "trust_remote_code_disabled",
+            remote_code[0],
+            "this service does not run model repositories' own code (allow_trust_remote_code is off)",
+        )
+    for spec in path_fields(kind, config):
+        resolver.path_field(spec, plan)
+    if isinstance(config, SFTConfig | DPOConfig):
+        _training_paths(resolver, config, plan, settings.artifact_root / job_id)
+    resolver.raise_problems()
+    return plan
+
+
+def _training_paths(resolver: _Resolver, config: SFTConfig | DPOConfig, plan: Plan, job_dir: Path) -> None:
+    # a checkpoint to resume from is read like any other input: only from under the allowed roots
+    resume = config.run_conf.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() not in ("auto", "true", "false"):
+        path = resolver.local("run_conf.resume_from_checkpoint", resume, want_dir=True)
+        if path is not None:
+            plan.config["run_conf"]["resume_from_checkpoint"] = path
+    # outputs always go to the job's own folder, whatever the body said, so jobs cannot overwrite each other
+    output_dir = str(job_dir / "output")
+    if "output_dir" in config.training_args.model_fields_set and config.training_args.output_dir != output_dir:
+        plan.overridden["training_args.output_dir"] = config.training_args.output_dir
+    plan.config["training_args"]["output_dir"] = output_dir

@@ -1,0 +1,11 @@
+"""HTTP routes: thin handlers that call ``api.services``."""
+
+from fastapi import APIRouter
+
+from api.routes import events, health, jobs
+
+v1_router = APIRouter(prefix="/v1")
+v1_router.include_router(jobs.router)
+v1_router.include_router(events.router)
+
+__all__ = ["health", "v1_router"]

@@ -1,0 +1,128 @@
+"""A job's events (paged JSON or Server-Sent Events), its log, its metric series and a generate job's output."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from api import services
+from api.auth import ProjectDep
+from api.deps import SessionDep
+from api.errors import ApiError, error_responses
+from api.schemas import EventPage, EventRead, JobMetrics
+from api.streams import StreamTiming, log_stream, sse_stream
+
+router = APIRouter(prefix="/jobs/{job_id}", tags=["events"])
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}  # no proxy buffering of a live stream
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`text/event-stream`: `id:` event id, `event:` type, `data:` JSON; heartbeat comments",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+LastEventId = Annotated[
+    str | None, Header(alias="Last-Event-ID", description="Resume after this event id (sent by EventSource).")
+]
+After = Annotated[int, Query(ge=0, description="Only events with a larger id.")]
+
+
+def _stream(request: Request, project: str, job_id: str, after: int, last_event_id: str | None) -> StreamingResponse:
+    if last_event_id:
+        # a reconnecting EventSource repeats the original URL (and its `after`): the header is the newer cursor
+        if not last_event_id.strip().isdigit():
+            raise ApiError(422, "invalid_parameter", "Last-Event-ID must be an event id", "Last-Event-ID")
+        after = int(last_event_id)
+    timing: StreamTiming = request.app.state.stream_timing
+    stream = sse_stream(request.app.state.sessions, project, job_id, after, timing)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get(
+    "/events",
+    name="list_job_events",
+    response_model=EventPage,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses(401, 404)},
+)
+def list_job_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    after: After = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    last_event_id: LastEventId = None,
+) -> Any:
+    """The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
+    `stream_job_events`."""
+    if "text/event-stream" in request.headers.get("accept", ""):
+        services.get_job(session, project, job_id)
+        return _stream(request, project, job_id, after, last_event_id)
+    events, cursor = services.list_events(session, project, job_id, after=after, limit=limit)
+    return EventPage(data=[EventRead.model_validate(e) for e in events], next=cursor)
+
+
+@router.get(
+    "/events/stream",
+    name="stream_job_events",
+    response_class=StreamingResponse,
+    responses={**SSE_RESPONSE, **error_responses(401, 404, 422)},
+)
+def stream_job_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    after: After = 0,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """The job's events as Server-Sent Events, live, with heartbeats; resumable with `Last-Event-ID`. The stream
+    ends once the job is finished and every event was sent."""
+    services.get_job(session, project, job_id)
+    return _stream(request, project, job_id, after, last_event_id)
+
+
+@router.get(
+    "/logs",
+    name="get_job_logs",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses(401, 404)},
+)
+def get_job_logs(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    project: ProjectDep,
+    follow: Annotated[bool, Query(description="Keep streaming new lines until the job is finished.")] = False,
+) -> StreamingResponse:
+    """The job's log as text: its output lines and the engine's messages."""
+    services.get_job(session, project, job_id)
+    timing: StreamTiming = request.app.state.stream_timing
+    stream = log_stream(request.app.state.sessions, project, job_id, follow=follow, timing=timing)
+    return StreamingResponse(stream, media_type="text/plain; charset=utf-8", headers=SSE_HEADERS if follow else None)
+
+
+@router.get("/metrics", name="get_job_metrics", response_model=JobMetrics, responses=error_responses(401, 404))
+def get_job_metrics(job_id: str, session: SessionDep, project: ProjectDep) -> JobMetrics:
+    """Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and evaluations."""
+    return JobMetrics.model_validate(services.job_metrics(session, project, job_id))
+
+
+@router.get(
+    "/output",
+    name="get_job_output",
+    response_model=list[dict[str, Any]],
+    responses={
+        200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},
+        **error_responses(401, 404, 409),
+    },
+)
+def get_job_output(job_id: str, request: Request, session: SessionDep, project: ProjectDep) -> Response:
+    """A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`."""
+    path = services.job_output_path(session, project, job_id)
+    accept = request.headers.get("accept", "")
+    if "yaml" in accept and "application/json" not in accept:
+        return Response(path.read_bytes(), media_type="application/yaml")
+    return JSONResponse(services.read_output(path))

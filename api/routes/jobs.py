@@ -1,0 +1,161 @@
+"""Submit, list, read and cancel jobs. One submission route per kind, so OpenAPI shows each kind's config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from sqlalchemy.orm import Session
+
+from api import services
+from api.auth import ProjectDep
+from api.deps import SessionDep, SettingsDep
+from api.errors import error_responses
+from api.jobkinds import REQUEST_MODELS
+from api.models import JobKind, JobStatus
+from api.openapi import request_body
+from api.schemas import JobPage, JobRead, job_read
+from api.settings import ServiceSettings
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+LabelQuery = Annotated[
+    list[str] | None, Query(description="`key=value`; repeat for several labels.", examples=["team=nlp"])
+]
+
+
+def submission_meta(
+    settings: SettingsDep,
+    name: Annotated[str | None, Query(max_length=200, description="A name for people.")] = None,
+    label: LabelQuery = None,
+    queue: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Celery queue (GPU pool); default: the service's."),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(alias="Idempotency-Key", max_length=200, description="A retry with the same key returns the first job."),
+    ] = None,
+) -> services.SubmitMeta:
+    return services.SubmitMeta(
+        queue=queue or settings.default_queue,
+        name=name,
+        labels=services.parse_labels(label),
+        idempotency_key=idempotency_key or None,
+    )
+
+
+MetaDep = Annotated[services.SubmitMeta, Depends(submission_meta)]
+
+
+@dataclass
+class Submission:
+    """Everything a submission route hands to the service, gathered once for every kind."""
+
+    session: Session
+    settings: ServiceSettings
+    project: str
+    body: bytes
+    content_type: str | None
+    meta: services.SubmitMeta
+
+
+async def _raw_body(request: Request) -> bytes:
+    # the body as sent: the service parses JSON or YAML itself
+    return await request.body()
+
+
+def submission(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    project: ProjectDep,
+    meta: MetaDep,
+    body: Annotated[bytes, Depends(_raw_body)],
+) -> Submission:
+    return Submission(session, settings, project, body, request.headers.get("content-type"), meta)
+
+
+SubmissionDep = Annotated[Submission, Depends(submission)]
+Processes = Annotated[int, Query(ge=1, le=8, description="Training processes (GPUs), launched with accelerate.")]
+
+
+def _submit(kind: JobKind, sub: Submission, response: Response, processes: int = 1) -> JobRead:
+    meta = replace(sub.meta, processes=processes)
+    job, created = services.submit_job(sub.session, sub.settings, sub.project, kind, sub.body, sub.content_type, meta)
+    if not created:
+        response.status_code = 200  # an earlier request with this Idempotency-Key made it
+    return job_read(job)
+
+
+def _endpoint(kind: JobKind) -> Callable[..., JobRead]:
+    if kind in (JobKind.SFT, JobKind.DPO):
+
+        def submit_training(submission: SubmissionDep, response: Response, processes: Processes = 1) -> JobRead:
+            return _submit(kind, submission, response, processes)
+
+        return submit_training
+
+    def submit(submission: SubmissionDep, response: Response) -> JobRead:
+        return _submit(kind, submission, response)
+
+    return submit
+
+
+def _add_submission_routes() -> None:
+    for kind in JobKind:
+        name = f"submit_{kind.value.replace('-', '_')}_job"  # the operation id: submit_sft_job, ...
+        endpoint = _endpoint(kind)
+        endpoint.__name__ = name
+        router.add_api_route(
+            f"/{kind.value}",
+            endpoint,
+            methods=["POST"],
+            name=name,
+            status_code=201,
+            response_model=JobRead,
+            summary=f"Submit a {kind.value} job",
+            description=(REQUEST_MODELS[kind].__doc__ or "").strip()
+            + "\n\nJob metadata (name, labels, queue) goes in query parameters, beside the config.",
+            openapi_extra=request_body(kind),
+            responses={
+                200: {"model": JobRead, "description": "The job an earlier request with this Idempotency-Key made"},
+                **error_responses(401, 409, 413, 415, 422),
+            },
+        )
+
+
+_add_submission_routes()
+
+
+@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(401, 422))
+def list_jobs(
+    session: SessionDep,
+    project: ProjectDep,
+    kind: JobKind | None = None,
+    status: JobStatus | None = None,
+    label: LabelQuery = None,
+    after: Annotated[str | None, Query(description="The `next` cursor of the previous page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    """The project's jobs, newest first."""
+    labels = services.parse_labels(label)
+    jobs, cursor = services.list_jobs(
+        session, project, kind=kind, status=status, labels=labels, after=after, limit=limit
+    )
+    return JobPage(data=[job_read(job) for job in jobs], next=cursor)
+
+
+@router.get("/{job_id}", name="get_job", response_model=JobRead, responses=error_responses(401, 404))
+def get_job(job_id: str, session: SessionDep, project: ProjectDep) -> JobRead:
+    """Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job."""
+    return job_read(services.get_job(session, project, job_id))
+
+
+@router.post("/{job_id}/cancel", name="cancel_job", response_model=JobRead, responses=error_responses(401, 404, 409))
+def cancel_job(job_id: str, session: SessionDep, project: ProjectDep) -> JobRead:
+    """Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes `cancel_requested`
+    until its worker has stopped it. A finished job answers 409."""
+    return job_read(services.cancel_job(session, project, job_id))

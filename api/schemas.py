@@ -1,0 +1,124 @@
+"""Response schemas. Request bodies are the engine's own config classes (``api.jobkinds.REQUEST_MODELS``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.models import Job, JobKind, JobStatus
+
+REDACTED = "***"
+
+
+class JobProgress(BaseModel):
+    step: int | None = Field(default=None, description="Optimizer steps (or generate batches) done.")
+    total_steps: int | None = None
+    percent: float | None = None
+    elapsed_s: float | None = Field(default=None, description="Seconds since training began (this attempt).")
+    eta_s: float | None = Field(default=None, description="Estimated seconds left.")
+
+
+class JobError(BaseModel):
+    code: str = Field(
+        default="error", description="e.g. invalid_data, model_not_found (user errors), worker_lost, out_of_memory."
+    )
+    message: str = ""
+    param: str | None = Field(default=None, description="Config path at fault, if any.")
+
+
+class JobInput(BaseModel):
+    """Where a chained input came from: an earlier job's artifact."""
+
+    job_id: str
+    artifact: str
+    path: str
+
+
+class JobRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    kind: JobKind
+    status: JobStatus
+    phase: str | None = Field(description="Finer progress beside the status: loading_model, training, saving, ...")
+    name: str | None
+    labels: dict[str, str]
+    queue: str
+    attempt: int = Field(description="How many times a worker has claimed the job.")
+    progress: JobProgress
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    config: dict[str, Any] = Field(description="The config as submitted (validated).")
+    resolved: dict[str, Any] = Field(
+        description="What runs: `config` (paths in force, outputs under the job's folder), `num_processes`, "
+        "`training_config` (adapter conversion) and, once running, `engine` (e.g. computed batch sizes)."
+    )
+    inputs: dict[str, JobInput] = Field(description="Config path -> the earlier job output it was chained to.")
+    error: JobError | None
+    artifacts: dict[str, Any] = Field(description="Name -> path of what the job produced.")
+    metrics: dict[str, Any] = Field(description="Final metrics.")
+    mlflow_run_id: str | None
+
+
+class JobPage(BaseModel):
+    data: list[JobRead]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
+class EventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(description="The cursor: increasing; the SSE `id`.")
+    type: str = Field(
+        description="An engine event type (run_started, phase, metrics, eval, progress, checkpoint, log, status), "
+        "or `log` with {stream, line} for an output line, or `job` with {status, attempt} for a service transition."
+    )
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class EventPage(BaseModel):
+    data: list[EventRead]
+    next: int | None = Field(description="Pass as `after` for the next page; null when no more events exist now.")
+
+
+class MetricPoint(BaseModel):
+    step: int
+    value: float | str | None = Field(description='A number, or "NaN"/"Infinity" for a diverging run.')
+
+
+class JobMetrics(BaseModel):
+    train: dict[str, list[MetricPoint]] = Field(description="Per logging step: loss, learning_rate, grad_norm, ...")
+    eval: dict[str, list[MetricPoint]] = Field(description="Per evaluation: loss, runtime, ...")
+    summary: dict[str, Any] = Field(description="The trainer's end-of-training summary (train_runtime, train_loss).")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+def _redact(value: Any) -> Any:
+    """A copy without hub tokens (``model_args.token``): the worker needs them, readers of the job do not."""
+    if isinstance(value, dict):
+        out = {k: _redact(v) for k, v in value.items()}
+        args = out.get("model_args")
+        if isinstance(args, dict) and isinstance(args.get("token"), str):
+            out["model_args"] = {**args, "token": REDACTED}
+        return out
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+def job_read(job: Job) -> JobRead:
+    read = JobRead.model_validate(job)
+    return read.model_copy(update={"config": _redact(read.config), "resolved": _redact(read.resolved)})

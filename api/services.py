@@ -1,0 +1,266 @@
+"""What the API does, between thin route handlers and the project-scoped repository. Services never commit: the
+request's session dependency does, and runs :func:`api.deps.after_commit` callbacks (the enqueue) afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api import repository
+from api.deps import after_commit
+from api.errors import ApiError, not_found
+from api.models import Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from api.resolve import TRAINING_KINDS, parse_body, plan_submission, validate_config
+from api.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue_with_worker(settings: ServiceSettings, job_id: str, queue: str) -> None:
+    from worker.dispatch import enqueue_job as send  # imported late: the worker package is optional for the API
+
+    send(settings, job_id, queue)
+
+
+# The hook that sends a committed job to its queue; tests replace it. Looked up at call time, never bound early.
+enqueue_job: Callable[[ServiceSettings, str, str], None] = _enqueue_with_worker
+
+
+def _dispatch(settings: ServiceSettings, job_id: str, queue: str) -> None:
+    try:
+        enqueue_job(settings, job_id, queue)
+    except Exception:
+        # the job is stored and stays queued; a recovery pass re-dispatches queued jobs that no worker claimed
+        logger.exception("job %s is stored but could not be sent to queue %r; it stays queued", job_id, queue)
+
+
+LABEL_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,62}$")
+MAX_LABELS = 32
+
+
+def parse_labels(values: list[str] | None) -> dict[str, str]:
+    """``["team=nlp", "run=3"]`` -> ``{"team": "nlp", "run": "3"}``; a 422 naming ``label`` otherwise."""
+    labels: dict[str, str] = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not LABEL_KEY.match(key) or len(val) > 200:
+            raise ApiError(
+                422,
+                "invalid_label",
+                f"label {value!r} is not key=value (key: letters, digits, '_.-/', at most 63; "
+                "value: at most 200 characters)",
+                "label",
+            )
+        labels[key] = val
+    if len(labels) > MAX_LABELS:
+        raise ApiError(422, "invalid_label", f"at most {MAX_LABELS} labels", "label")
+    return labels
+
+
+@dataclass
+class SubmitMeta:
+    """Job metadata that travels beside the config (query parameters and headers), never inside it."""
+
+    queue: str
+    name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    processes: int = 1
+    idempotency_key: str | None = None
+
+
+def submit_job(
+    session: Session,
+    settings: ServiceSettings,
+    project: str,
+    kind: JobKind,
+    body: bytes,
+    content_type: str | None,
+    meta: SubmitMeta,
+) -> tuple[Job, bool]:
+    """Validate, resolve and store a job, then enqueue it after the commit. Returns (job, created): a repeated
+    Idempotency-Key returns the first job with ``created`` False."""
+    if meta.idempotency_key:
+        existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key)
+        if existing is not None:
+            return _replayed(existing, kind), False
+    config = validate_config(kind, parse_body(body, content_type))
+    job_id = new_id()
+    plan = plan_submission(session, settings, project, kind, config, job_id)
+    resolved: dict[str, Any] = {"config": plan.config, "num_processes": meta.processes if kind in TRAINING_KINDS else 1}
+    if kind == JobKind.ADAPTER_CONVERSION:
+        resolved["training_config"] = plan.training_config
+    if plan.overridden:
+        resolved["overridden"] = plan.overridden
+    job = Job(
+        id=job_id,
+        project=project,
+        kind=kind.value,
+        status=JobStatus.QUEUED.value,
+        name=meta.name,
+        labels=meta.labels,
+        queue=meta.queue,
+        config=plan.submitted,
+        resolved=resolved,
+        inputs=plan.inputs,
+        idempotency_key=meta.idempotency_key,
+    )
+    try:
+        with session.begin_nested():
+            repository.add_job(session, job)
+            session.flush()  # the job row first: the event refers to it
+            repository.add_event(session, job, "job", {"status": JobStatus.QUEUED.value, "attempt": 0})
+            session.flush()
+    except IntegrityError:
+        # a concurrent request with the same Idempotency-Key won the unique index: answer with its job
+        existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key or "")
+        if existing is None:
+            raise
+        return _replayed(existing, kind), False
+    after_commit(session, partial(_dispatch, settings, job.id, job.queue))
+    return job, True
+
+
+def _replayed(job: Job, kind: JobKind) -> Job:
+    """The first job of an Idempotency-Key; reusing the key for another kind of job is a client bug, not a retry."""
+    if job.kind != kind:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            f"this Idempotency-Key was used for {job.kind} job {job.id}; use a new key for a different request",
+            "Idempotency-Key",
+        )
+    return job
+
+
+def get_job(session: Session, project: str, job_id: str) -> Job:
+    job = repository.get_job(session, project, job_id)
+    if job is None:
+        raise not_found("job", job_id)
+    return job
+
+
+def list_jobs(
+    session: Session,
+    project: str,
+    *,
+    kind: JobKind | None,
+    status: JobStatus | None,
+    labels: dict[str, str],
+    after: str | None,
+    limit: int,
+) -> tuple[list[Job], str | None]:
+    """A page of jobs, newest first, and the cursor of the next page (None on the last)."""
+    cursor = None
+    if after is not None:
+        cursor = repository.get_job_cursor(session, project, after)
+        if cursor is None:
+            raise ApiError(422, "invalid_cursor", f"after: no job {after} to continue from", "after")
+    jobs = repository.list_jobs(
+        session,
+        project,
+        kind=kind.value if kind else None,
+        status=status.value if status else None,
+        labels=labels,
+        after=cursor,
+        limit=limit + 1,  # one more tells whether another page exists
+    )
+    return jobs[:limit], (jobs[limit - 1].id if len(jobs) > limit else None)
+
+
+def cancel_job(session: Session, project: str, job_id: str) -> Job:
+    """Idempotent: a queued job is cancelled at once; a running one is asked to stop (the worker finishes it)."""
+    job = repository.get_job(session, project, job_id, for_update=True)
+    if job is None:
+        raise not_found("job", job_id)
+    status = JobStatus(job.status)
+    if status == JobStatus.QUEUED:
+        job.status = JobStatus.CANCELLED.value
+        job.cancel_requested = True
+        job.finished_at = utcnow()
+        repository.add_event(session, job, "job", {"status": job.status, "attempt": job.attempt})
+    elif status == JobStatus.RUNNING:
+        job.status = JobStatus.CANCEL_REQUESTED.value
+        job.cancel_requested = True
+        repository.add_event(session, job, "job", {"status": job.status, "attempt": job.attempt})
+    elif status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        raise ApiError(
+            409, "job_finished", f"job {job.id} already {status.value}; only a queued or running job can be cancelled"
+        )
+    session.flush()
+    return job
+
+
+def list_events(
+    session: Session, project: str, job_id: str, *, after: int, limit: int
+) -> tuple[list[JobEvent], int | None]:
+    get_job(session, project, job_id)
+    events = repository.list_events(session, project, job_id, after=after, limit=limit + 1)
+    return events[:limit], (events[limit - 1].id if len(events) > limit else None)
+
+
+def _series_value(value: Any) -> bool:
+    # numbers, and the strings the event format uses for non-finite numbers
+    return isinstance(value, int | float) and not isinstance(value, bool) or value in ("NaN", "Infinity", "-Infinity")
+
+
+def job_metrics(session: Session, project: str, job_id: str) -> dict[str, Any]:
+    """Per-step series from the job's ``metrics`` and ``eval`` events."""
+    get_job(session, project, job_id)
+    train: dict[str, list[dict[str, Any]]] = {}
+    evaluation: dict[str, list[dict[str, Any]]] = {}
+    summary: dict[str, Any] = {}
+    after = 0
+    while True:
+        events = repository.list_events(session, project, job_id, after=after, limit=1000, types=("metrics", "eval"))
+        for event in events:
+            data = event.data
+            step = data.get("step")
+            if not isinstance(step, int):
+                continue
+            if event.type == "eval":
+                values = dict(data.get("metrics") or {})
+                target = evaluation
+            else:
+                extra = dict(data.get("extra") or {})
+                core = {k: data.get(k) for k in ("loss", "learning_rate", "grad_norm", "tokens_per_second")}
+                if all(value is None for value in core.values()):
+                    summary.update(extra)  # the trainer's end-of-run summary (docs/events.md), not a step's values
+                    continue
+                values = {**core, "epoch": data.get("epoch"), **extra}
+                target = train
+            for key, value in values.items():
+                if _series_value(value):
+                    target.setdefault(key, []).append({"step": step, "value": value})
+        if len(events) < 1000:
+            return {"train": train, "eval": evaluation, "summary": summary}
+        after = events[-1].id
+
+
+def job_output_path(session: Session, project: str, job_id: str) -> Path:
+    """The YAML file of a succeeded generate job's answers."""
+    job = get_job(session, project, job_id)
+    if job.kind != JobKind.GENERATE:
+        raise ApiError(404, "no_output", f"job {job.id} is a {job.kind} job; only generate jobs have an output")
+    if job.status != JobStatus.SUCCEEDED:
+        raise ApiError(409, "job_not_succeeded", f"job {job.id} is {job.status}; its output exists once it succeeded")
+    path = (job.artifacts or {}).get("output")
+    if not isinstance(path, str) or not Path(path).is_file():
+        raise ApiError(404, "no_output", f"the output file of job {job.id} is missing")
+    return Path(path)
+
+
+def read_output(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise ApiError(409, "invalid_output", f"the output file {path.name} is not valid YAML") from None
