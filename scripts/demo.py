@@ -38,6 +38,14 @@ def main() -> int:
     model = cached_tiny_model(ROOT / ".cache" / "tiny-models")
     records = tiny_chat_records(48)
     data = write_jsonl(records, OUT / "data" / "colors.jsonl")
+    # three of the training questions, with the answers they were trained on, for the generate job
+    questions = write_jsonl(
+        [
+            {"id": r["id"], "prompt_messages": r["messages"][:1], "response": r["messages"][1]["content"]}
+            for r in records[:3]
+        ],
+        OUT / "data" / "questions.jsonl",
+    )
     env = {
         **os.environ,
         "FINETUNING_ARTIFACT_ROOT": str(OUT / "artifacts"),
@@ -75,7 +83,7 @@ def main() -> int:
             text=True,
         ).stdout.strip()
         with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-            return run_demo(client, model, data)
+            return run_demo(client, model, data, questions)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -164,7 +172,7 @@ def show(event_type: str, data: dict[str, Any]) -> None:
         print(f"  job {data.get('status')}", flush=True)
 
 
-def run_demo(client: httpx.Client, model: Path, data: Path) -> int:
+def run_demo(client: httpx.Client, model: Path, data: Path, questions: Path) -> int:
     sft = follow(client, submit(client, "sft", sft_config(model, data), yaml_body=True, name="colors-sft")["id"])
     if sft["status"] != "succeeded":
         return 1
@@ -182,10 +190,9 @@ def run_demo(client: httpx.Client, model: Path, data: Path) -> int:
     merge = follow(client, merge["id"])
     if merge["status"] != "succeeded":
         return 1
-    questions = ("sky", "grass", "snow")
     generate_body = {
         "model_conf": {"model": f"job:{merge['id']}"},
-        "prompt_conf": {"type": "open-input", "input": f"What color is the {questions[0]}?", "num_samples": 1},
+        "prompt_conf": {"type": "eval-data", "data": {"path": str(questions)}},
         "hf_gen_params": {"do_sample": False, "max_new_tokens": 6},
     }
     generate = follow(client, submit(client, "generate", generate_body, name="colors-generate")["id"])
@@ -194,7 +201,8 @@ def run_demo(client: httpx.Client, model: Path, data: Path) -> int:
     output = client.get(f"/v1/jobs/{generate['id']}/output").json()
     print("\nthe finetuned, merged model answers:")
     for item in output:
-        print(f"  {item['prompt']!r} -> {item['answer'].strip()!r}")
+        question = item["prompt"].split("user\n", 1)[-1].split("<|im_end|>", 1)[0]
+        print(f"  {question:<28} -> {item['answer'].strip()!r:<10} (trained on {item['correct_answers'][0]!r})")
     print(f"\njobs: {sft['id']} (sft) -> {merge['id']} (merge) -> {generate['id']} (generate)")
     return 0
 
