@@ -79,11 +79,14 @@ def submission(
 
 
 SubmissionDep = Annotated[Submission, Depends(submission)]
-Processes = Annotated[int, Query(ge=1, le=8, description="Training processes (GPUs), launched with accelerate.")]
+Processes = Annotated[
+    int | None,
+    Query(ge=1, le=8, description="Training processes (GPUs), launched with accelerate; default: the service's."),
+]
 
 
-def _submit(kind: JobKind, sub: Submission, response: Response, processes: int = 1) -> JobRead:
-    meta = replace(sub.meta, processes=processes)
+def _submit(kind: JobKind, sub: Submission, response: Response, processes: int | None = None) -> JobRead:
+    meta = replace(sub.meta, processes=processes or sub.settings.gpus_per_job)
     job, created = services.submit_job(sub.session, sub.settings, sub.project, kind, sub.body, sub.content_type, meta)
     if not created:
         response.status_code = 200  # an earlier request with this Idempotency-Key made it
@@ -93,7 +96,7 @@ def _submit(kind: JobKind, sub: Submission, response: Response, processes: int =
 def _endpoint(kind: JobKind) -> Callable[..., JobRead]:
     if kind in (JobKind.SFT, JobKind.DPO):
 
-        def submit_training(submission: SubmissionDep, response: Response, processes: Processes = 1) -> JobRead:
+        def submit_training(submission: SubmissionDep, response: Response, processes: Processes = None) -> JobRead:
             return _submit(kind, submission, response, processes)
 
         return submit_training
