@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from finetuning.batchsize import BatchPlan, plan_batches, scaled_learning_rate
+from finetuning.config.data import DataConf
 from finetuning.config.hf_training_args import HFTrainingArguments
 from finetuning.config.model import Determinism, NoPeftConf, PeftConf, QuantConf, RunConf
 from finetuning.config.tracking import TrackingConf
@@ -25,6 +26,8 @@ from finetuning.tracking import TrackingDecision, apply_report_to, configure_tra
 if TYPE_CHECKING:
     from accelerate import PartialState
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer, TrainingArguments
+
+    from finetuning.tokenizer import TokenizerSetup
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +88,7 @@ def training_arguments(
     *,
     arguments_class: type[TrainingArguments] | None = None,
     extra: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
 ) -> TrainingArguments:
     return build_training_arguments(
         args_conf,
@@ -95,6 +99,24 @@ def training_arguments(
         full_determinism=determinism == Determinism.FULL,
         arguments_class=arguments_class,
         extra=extra,
+        drop=drop,
+    )
+
+
+def load_training_tokenizer(
+    data_conf: DataConf, run_conf: RunConf, method: Literal["sft", "dpo"]
+) -> tuple[PreTrainedTokenizerBase, TokenizerSetup]:
+    """The tokenizer with the configured template, pad strategy and inference-ready saving."""
+    from finetuning.tokenizer import load_tokenizer
+
+    return load_tokenizer(
+        run_conf.tokenizer or run_conf.model,
+        template=data_conf.chat_template_name,
+        padding_side=data_conf.padding_side,
+        pad_strategy=data_conf.missing_pad_token_strategy,
+        use_fast=run_conf.use_fast_tokenizer,
+        trust_remote_code=run_conf.model_args.trust_remote_code,
+        for_training_method=method,
     )
 
 

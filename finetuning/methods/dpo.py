@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Any
 from finetuning.config.jobs import DPOConfig, PreferenceTrainerName
 from finetuning.errors import FinetuningError
 from finetuning.events import EventsCallback, EventWriter
-from finetuning.methods.common import TrainOutcome, load_trainable_model, prepare_run, train_and_save
+from finetuning.methods.common import (
+    TrainOutcome,
+    load_trainable_model,
+    load_training_tokenizer,
+    prepare_run,
+    train_and_save,
+    training_arguments,
+)
 from finetuning.preflight import preflight_training
-from finetuning.runtime import RunOptions, build_training_arguments
+from finetuning.runtime import RunOptions
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback, TrainingArguments
@@ -107,23 +114,9 @@ def preference_arguments(
         drop = ("loss_type",)
     if config.trainer_name in ("cpo", "orpo") and "remove_unused_columns" not in user_set:
         extra["remove_unused_columns"] = False  # their collators read the raw prompt/chosen/rejected columns
-    return build_training_arguments(
-        args_conf,
-        setup.plan,
-        output_dir=setup.output_dir,
-        learning_rate=setup.learning_rate,
-        report_to=_report_to(args_conf.report_to, setup),
-        full_determinism=config.run_conf.determinism == "full",
-        arguments_class=arguments_class,
-        extra=extra,
-        drop=drop,
+    return training_arguments(
+        setup, args_conf, config.run_conf.determinism, arguments_class=arguments_class, extra=extra, drop=drop
     )
-
-
-def _report_to(report_to: str | list[str] | None, setup: RunSetup) -> str | list[str]:
-    from finetuning.tracking import apply_report_to
-
-    return apply_report_to(report_to, setup.tracking.enabled)
 
 
 def run_dpo(
@@ -134,7 +127,6 @@ def run_dpo(
 ) -> DPOResult:
     """Run one preference-optimization experiment."""
     from finetuning.data.preference import prepare_preference_datasets
-    from finetuning.tokenizer import load_tokenizer
 
     preflight_training(config)
     args_conf, run_conf = config.training_args, config.run_conf
@@ -145,15 +137,7 @@ def run_dpo(
     events.run_started("dpo", config={**config.model_dump(mode="json"), "resolved": resolved})
 
     events.phase("loading_tokenizer")
-    tokenizer, tokenizer_setup = load_tokenizer(
-        run_conf.tokenizer or run_conf.model,
-        template=config.data_conf.chat_template_name,
-        padding_side=config.data_conf.padding_side,
-        pad_strategy=config.data_conf.missing_pad_token_strategy,
-        use_fast=run_conf.use_fast_tokenizer,
-        trust_remote_code=run_conf.model_args.trust_remote_code,
-        for_training_method="dpo",
-    )
+    tokenizer, tokenizer_setup = load_training_tokenizer(config.data_conf, run_conf, "dpo")
 
     events.phase("preprocessing")
     train_dataset, eval_dataset = prepare_preference_datasets(config.data_conf, unpaired=config.trainer_name == "kto")

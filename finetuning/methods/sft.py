@@ -13,6 +13,7 @@ from finetuning.events import EventsCallback, EventWriter
 from finetuning.methods.common import (
     TrainOutcome,
     load_trainable_model,
+    load_training_tokenizer,
     prepare_run,
     train_and_save,
     training_arguments,
@@ -45,7 +46,6 @@ def run_sft(
 
     from finetuning.collators import build_sft_collator
     from finetuning.data.preprocess import prepare_sft_datasets
-    from finetuning.tokenizer import load_tokenizer
 
     preflight_training(config)
     args_conf, run_conf = config.training_args, config.run_conf
@@ -54,15 +54,7 @@ def run_sft(
     events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": setup.describe()})
 
     events.phase("loading_tokenizer")
-    tokenizer, tokenizer_setup = load_tokenizer(
-        run_conf.tokenizer or run_conf.model,
-        template=config.data_conf.chat_template_name,
-        padding_side=config.data_conf.padding_side,
-        pad_strategy=config.data_conf.missing_pad_token_strategy,
-        use_fast=run_conf.use_fast_tokenizer,
-        trust_remote_code=run_conf.model_args.trust_remote_code,
-        for_training_method="sft",
-    )
+    tokenizer, tokenizer_setup = load_training_tokenizer(config.data_conf, run_conf, "sft")
 
     events.phase("preprocessing")
     with setup.state.main_process_first():  # the main process fills the cache; the others read it
