@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint demo demo-engine serve clean
+.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi clean
 
 install: $(STAMP)
 
@@ -42,6 +42,16 @@ demo-engine: install
 # The API and one worker in the foreground, configured from the environment (embedded defaults otherwise).
 serve: install
 	$(BIN)/python -m api.serve
+
+# openapi/openapi.json and the Python client generated from it (clients/python); a test fails when either is stale
+openapi: install
+	$(BIN)/python scripts/export_openapi.py --generate-client
+
+# Dockerfiles, the compose file and the image scripts, checked without a Docker engine (also part of make test)
+lint-docker: install
+	$(BIN)/hadolint --config docker/.hadolint.yaml docker/api.Dockerfile docker/cuda/*.Dockerfile docker/rocm/*.Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker/compose.yaml
+	bash -n docker/build-and-push.sh && bash -n docker/worker-entrypoint.sh && bash -n docker/api-entrypoint.sh
 
 clean:
 	rm -rf $(VENV) .cache demo-output .pytest_cache .mypy_cache .ruff_cache

@@ -16,7 +16,9 @@ from api import routes
 from api.db import session_factory
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware
+from api.observability import RequestContextMiddleware, use_json_logs
 from api.openapi import install_openapi
+from api.schemas import MLFLOW_UI_URL
 from api.settings import ServiceSettings, get_settings
 from api.streams import StreamTiming
 
@@ -27,6 +29,8 @@ TAGS = [
     {"name": "events", "description": "Follow a job: its events (paged or Server-Sent Events), log, metrics, output."},
     {"name": "health", "description": "Liveness and readiness."},
 ]
+# uvicorn's loggers have handlers of their own (and do not propagate): JSON logs reformat them too
+SERVER_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
 DESCRIPTION = """Runs the finetuning engine's jobs on GPU workers.
 
 Every `/v1` route needs `Authorization: Bearer <token>` (tokens: `finetuning-admin token create --project NAME`) and
@@ -50,6 +54,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.log_format == "json":
+            # here rather than in create_app: the server configures its logging after building the app
+            use_json_logs(SERVER_LOGGERS)
         if settings.auth_disabled:
             logger.warning(
                 "!!! AUTHENTICATION IS DISABLED (FINETUNING_AUTH_DISABLED): anyone who can reach this API acts as "
@@ -71,5 +78,17 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(routes.health.router)
     app.include_router(routes.v1_router)
+    http_metrics = None
+    if settings.metrics_enabled:
+        from api.metrics import install_metrics  # Prometheus only where metrics are served
+
+        http_metrics = install_metrics(app, settings)
+    # outermost: it sees every answer (a 413 of the body limit too), gives each request its id (logs, the
+    # X-Request-ID header) and the job id of its route, and records the request's metrics
+    app.add_middleware(
+        RequestContextMiddleware,
+        record=http_metrics.record if http_metrics else None,
+        context=[(MLFLOW_UI_URL, settings.mlflow_ui_url)],
+    )
     install_openapi(app, TAGS)
     return app

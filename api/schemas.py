@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.models import Job, JobKind, JobStatus
 
 REDACTED = "***"
+
+# The MLflow UI of the app serving the request (``FINETUNING_MLFLOW_UI_URL``): set per request by the app's middleware,
+# read by :func:`job_read`.
+MLFLOW_UI_URL: ContextVar[str | None] = ContextVar("finetuning_mlflow_ui_url", default=None)
 
 
 class JobProgress(BaseModel):
@@ -34,6 +40,14 @@ class JobInput(BaseModel):
     job_id: str
     artifact: str
     path: str
+
+
+class JobLinks(BaseModel):
+    mlflow: str | None = Field(
+        default=None,
+        description="The job's MLflow run in the MLflow UI; null when the job has no run or the service does not "
+        "know the UI's address.",
+    )
 
 
 class JobRead(BaseModel):
@@ -62,6 +76,7 @@ class JobRead(BaseModel):
     artifacts: dict[str, Any] = Field(description="Name -> path of what the job produced.")
     metrics: dict[str, Any] = Field(description="Final metrics.")
     mlflow_run_id: str | None
+    links: JobLinks = Field(default_factory=JobLinks, description="Where to see the job elsewhere.")
 
 
 class JobPage(BaseModel):
@@ -119,6 +134,16 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def job_read(job: Job) -> JobRead:
+def mlflow_run_url(ui_url: str, run_id: str) -> str:
+    """The MLflow UI's page of a run known by id alone: ``#/runs/<id>`` finds the run's experiment and redirects to
+    its run page (``#/experiments/<experiment>/runs/<id>``)."""
+    return f"{ui_url.rstrip('/')}/#/runs/{quote(run_id, safe='')}"
+
+
+def job_read(job: Job, *, mlflow_ui_url: str | None = None) -> JobRead:
+    """The job as the API shows it: hub tokens redacted, links filled in (the MLflow UI: ``mlflow_ui_url``, by
+    default the serving app's)."""
     read = JobRead.model_validate(job)
-    return read.model_copy(update={"config": _redact(read.config), "resolved": _redact(read.resolved)})
+    ui_url = mlflow_ui_url or MLFLOW_UI_URL.get()
+    links = JobLinks(mlflow=mlflow_run_url(ui_url, job.mlflow_run_id) if ui_url and job.mlflow_run_id else None)
+    return read.model_copy(update={"config": _redact(read.config), "resolved": _redact(read.resolved), "links": links})

@@ -102,6 +102,10 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
     from api.settings import ServiceSettings
 
     settings = ServiceSettings()
+    if settings.log_format == "json":
+        from api.observability import use_json_logs
+
+        use_json_logs()
     logger.info("database %s; broker %s", _redact(settings.database_url), _redact(settings.broker_url))
     upgrade_database(settings.database_url)
     worker = None if args.no_worker else start_worker(environ, settings.default_queue, settings.worker_concurrency)
@@ -110,7 +114,9 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
 
         from api.main import create_app
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        # with JSON logs, keep our handlers rather than uvicorn's own text configuration
+        log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", log_config=log_config)
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)

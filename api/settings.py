@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -53,6 +54,35 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest accepted request body.")
     engine_python: str | None = Field(
         default=None, description="Python that runs the engine CLIs (default: the worker's own interpreter)."
+    )
+    # -- operations: metrics, logs, links -----------------------------------------------------------------------
+    metrics_enabled: bool = Field(
+        default=True,
+        description="Serve Prometheus metrics at GET /metrics (no token: keep it off the public network).",
+    )
+    metrics_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the metrics computed from the database (jobs by status, queue depth, durations, "
+        "tokens per second) are reused, so frequent scrapes cost one query per interval.",
+    )
+    worker_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port on which a Celery worker serves its Prometheus metrics; 0: off. One port per worker "
+        "process on a machine.",
+    )
+    worker_metrics_host: str = Field(default="0.0.0.0", description="Address the worker's metrics server binds.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: the usual log lines; json: one JSON object per line (time, level, logger, message, and "
+        "job_id / request_id where known) for log collectors.",
+    )
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="Address of the MLflow UI (e.g. http://mlflow:5000); when set, a job with an MLflow run links "
+        "to it (links.mlflow).",
     )
 
     @field_validator("artifact_root", mode="after")

@@ -77,6 +77,10 @@ def __getattr__(name: str) -> Celery:
     environment nor fills ``get_settings``' cache early."""
     if name == "app":
         global app
-        app = create_celery(get_settings())
+        from worker.observability import install
+
+        settings = get_settings()
+        app = create_celery(settings)
+        install(app, settings)  # the worker's JSON logs and metrics endpoint, as its settings ask
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,6 +36,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.jobkinds import EngineCommand, engine_command
 from api.models import JobKind, JobStatus
+from api.observability import job_context
 from api.settings import ServiceSettings
 from worker import store
 
@@ -61,10 +62,13 @@ _UNREACHABLE = (OperationalError, InterfaceError)
 
 
 class JobLog(logging.LoggerAdapter[logging.Logger]):
-    """Prefixes every line with the job id."""
+    """Prefixes every line with the job id (text logs) and sets ``job_id`` on its records (JSON logs; the records of
+    other loggers get it from :func:`api.observability.job_context`, which :func:`run_job` sets)."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
-        return f"[job {self.extra['job_id'] if self.extra else '?'}] {msg}", kwargs
+        job_id = self.extra["job_id"] if self.extra else "?"
+        kwargs["extra"] = {"job_id": job_id, **(kwargs.get("extra") or {})}
+        return f"[job {job_id}] {msg}", kwargs
 
 
 class LeaseLost(Exception):
@@ -90,7 +94,13 @@ class Outcome:
 
 def run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | None:
     """Claim and run ``job_id``; return its final status, or None when this worker did not run it to the end (not
-    claimable: a redelivered message, a finished job; or the lease was lost)."""
+    claimable: a redelivered message, a finished job; or the lease was lost). Every log record emitted meanwhile
+    carries the job id."""
+    with job_context(job_id):
+        return _run_job(settings, job_id, worker_name)
+
+
+def _run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | None:
     log = JobLog(logger, {"job_id": job_id})
     claim = store.claim_job(settings, job_id, worker_name)
     if claim is None:

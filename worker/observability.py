@@ -1,0 +1,150 @@
+"""A Celery worker's logs and metrics, hooked to Celery's signals by :func:`install` (``worker.celery_app``'s ``app``).
+
+Logs: with ``FINETUNING_LOG_FORMAT=json`` the handlers Celery sets up (the root logger's and the task logger's)
+write JSON lines. The job id is set for the whole of a ``jobs.run`` task (``task_prerun`` to ``task_postrun``) and
+by the runner (``api.observability.job_context``), so every line logged while a job is handled, by any logger,
+Celery's own lines about the task included, carries ``job_id``; lines logged inside a task also carry ``task_id``
+and ``task_name``. The engine's own output is not logged here: it is stored as the job's log events.
+
+Metrics: with ``FINETUNING_WORKER_METRICS_PORT`` set, the worker's main process serves Prometheus metrics computed
+from the database for the jobs this worker (its Celery node name) claimed: running jobs, jobs finished by kind and
+status, their durations and the tokens per second of its running jobs. The database rather than counters in the
+pool processes: jobs run in forked pool processes that die and are replaced (and the worker restarts), so
+in-process counters would need prometheus_client's multiprocess mode (an environment variable set before any
+import, a folder of files per pid cleaned up by hand) to add up; the database already holds every job's outcome,
+times and metrics events, and the numbers survive any restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextvars import Token
+from typing import Any
+
+from celery import Celery, signals
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.observability import JOB_ID, JsonFormatter, use_json_logs
+from api.settings import ServiceSettings
+from worker.dispatch import TASK_NAME
+
+logger = logging.getLogger(__name__)
+
+_installed = threading.Lock()
+_state: dict[str, Any] = {}
+
+
+class TaskJsonFormatter(JsonFormatter):
+    """The JSON lines, with the Celery task (id and name) a line was logged in, as Celery's own task format has."""
+
+    def extra_fields(self, record: logging.LogRecord) -> dict[str, Any]:
+        from celery._state import get_current_task
+
+        task = get_current_task()
+        if task is None or not getattr(task, "request", None) or task.request.id is None:
+            return {}
+        return {"task_id": task.request.id, "task_name": task.name}
+
+
+def use_worker_json_logs(logger_: logging.Logger) -> None:
+    """Switch ``logger_``'s handlers (as Celery set them up) to JSON lines."""
+    use_json_logs([logger_], formatter=TaskJsonFormatter)
+
+
+class MetricsServer:
+    """The Prometheus endpoint of one worker process, serving a registry of its own."""
+
+    def __init__(self, settings: ServiceSettings, nodename: str) -> None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from api.metrics import WorkerCollector
+
+        self.registry = CollectorRegistry()
+        self.registry.register(
+            WorkerCollector(
+                metrics_sessions(settings.database_url), nodename, cache_seconds=settings.metrics_cache_seconds
+            )
+        )
+        self.server, self.thread = start_http_server(
+            settings.worker_metrics_port, addr=settings.worker_metrics_host, registry=self.registry
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def metrics_sessions(database_url: str) -> sessionmaker[Session]:
+    """Sessions for the metrics of a process that forks (Celery's main process): no pooled connection, so none is
+    ever shared with a pool process forked later (the cache holds its lock across fork, so no query is in flight)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.pool import NullPool
+
+    connect_args: dict[str, Any] = {}
+    if database_url.startswith("postgresql"):
+        connect_args["connect_timeout"] = 5
+    elif database_url.startswith("sqlite"):
+        connect_args = {"check_same_thread": False, "timeout": 5}
+    return sessionmaker(create_engine(database_url, poolclass=NullPool, connect_args=connect_args))
+
+
+def install(app: Celery, settings: ServiceSettings) -> None:
+    """Connect the worker's logging and metrics hooks for ``app`` (once per process)."""
+    with _installed:
+        if _state.get("installed"):
+            return
+        _state["installed"] = True
+
+    # the job id for the whole task, Celery's own lines about it ("Task jobs.run[...] succeeded in ...") included
+    job_tokens: dict[str, Token[str | None]] = {}
+
+    @signals.task_prerun.connect(weak=False)
+    def _enter_job(task_id: str, task: Any, args: Any = (), **_: Any) -> None:
+        if getattr(task, "name", None) == TASK_NAME and args:
+            job_tokens[task_id] = JOB_ID.set(str(args[0]))
+
+    @signals.task_postrun.connect(weak=False)
+    def _leave_job(task_id: str, **_: Any) -> None:
+        token = job_tokens.pop(task_id, None)
+        if token is not None:
+            JOB_ID.reset(token)
+
+    if settings.log_format == "json":
+
+        @signals.after_setup_logger.connect(weak=False)
+        def _json_root(logger: logging.Logger, **_: Any) -> None:
+            use_worker_json_logs(logger)
+
+        @signals.after_setup_task_logger.connect(weak=False)
+        def _json_task(logger: logging.Logger, **_: Any) -> None:
+            use_worker_json_logs(logger)
+
+    if settings.worker_metrics_port:
+
+        @signals.worker_ready.connect(weak=False)
+        def _start_metrics(sender: Any, **_: Any) -> None:
+            # the main process, once the pool has started; sender is the consumer
+            if getattr(sender, "app", None) is not app or "server" in _state:
+                return
+            try:
+                _state["server"] = server = MetricsServer(settings, str(sender.hostname))
+            except OSError as exc:
+                logger.error(
+                    "worker metrics: cannot serve on %s:%d (%s); running without metrics",
+                    settings.worker_metrics_host,
+                    settings.worker_metrics_port,
+                    exc,
+                )
+                return
+            logger.info("worker metrics on http://%s:%d/metrics", settings.worker_metrics_host, server.port)
+
+        @signals.worker_shutdown.connect(weak=False)
+        def _stop_metrics(**_: Any) -> None:
+            server = _state.pop("server", None)
+            if server is not None:
+                server.close()
