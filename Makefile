@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: installed later as a dependency it would resolve to a multi-GB CUDA build
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -c constraints.txt -e ".[engine,service,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[engine,service,client,dev]"
 	touch $(STAMP)
 
 # Postgres and Redis: the machine's when they answer, otherwise started here from installed binaries.
@@ -27,8 +27,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: install
-	$(BIN)/ruff check finetuning api worker migrations scripts tests
-	$(BIN)/ruff format --check finetuning api worker migrations scripts tests
+	$(BIN)/ruff check finetuning api worker ftjob migrations scripts tests
+	$(BIN)/ruff format --check finetuning api worker ftjob migrations scripts tests
 	$(BIN)/mypy
 
 # The service end to end over HTTP: API + worker, SFT -> merge -> generate chained by job id.
