@@ -28,7 +28,12 @@ _WHITESPACE = " \t\n\r"
 
 def load_records(path: str | Path, data_type: DataType) -> list[dict[str, Any]]:
     """Load, validate and re-dump every record of ``path`` (JSONL, or a JSON array if it starts with ``[``)."""
-    record_type = RECORD_TYPES[DataType(data_type)]
+    return [record for _, record in read_records(path, RECORD_TYPES[DataType(data_type)])]
+
+
+def read_records(path: str | Path, record_type: type[BaseModel]) -> list[tuple[int, dict[str, Any]]]:
+    """Every record of ``path`` validated as ``record_type`` and re-dumped, with its 1-based line number; a bad
+    record raises :class:`DataError` naming the file and line."""
     file = Path(path)
     try:
         raw = file.read_bytes()
@@ -46,7 +51,7 @@ def load_records(path: str | Path, data_type: DataType) -> list[dict[str, Any]]:
     items = _parse_json_array(path, text) if stripped[0] == "[" else _parse_jsonl(path, text)
     if not items:
         raise DataError(path, None, "the file holds no records")
-    return [_validate(path, line, item, record_type) for line, item in items]
+    return [(line, _validate(path, line, item, record_type)) for line, item in items]
 
 
 def _parse_jsonl(path: str | Path, text: str) -> list[tuple[int, Any]]:

@@ -18,19 +18,21 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
 
-from finetuning.config.jobs import EvalDataPrompt, GenerateConfig, GenerateModelConf, OpenInputPrompt
-from finetuning.data.errors import DataError
-from finetuning.data.records import Message
+from finetuning.config.jobs import EvalDataPrompt, GenerateConfig, GenerateModelConf
 from finetuning.errors import FinetuningError, ModelNotFoundError
 from finetuning.models import looks_local
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
+from finetuning.tools.generation_prompts import (
+    EncodedPrompt,
+    Prompt,
+    build_prompts,
+    encode_prompt,
+)
 
 if TYPE_CHECKING:
     from transformers import GenerationConfig, PreTrainedTokenizerBase
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-OPEN_PROMPT_DATASET = "_open_prompt_data_"
 TEST_TYPE = "open-ended"
 # Written by SFT beside the adapter when the chat template grew the vocabulary: the base the adapter belongs to.
 NEW_BASEMODEL_DIR = "checkpoint-new-basemodel"
@@ -49,34 +50,6 @@ DEFAULT_MAX_NEW_TOKENS = 512
 # Keys of GenerationConfig.to_dict() that are bookkeeping, not generation parameters.
 _NOT_PARAMS = frozenset({"transformers_version", "_from_model_config"})
 _TOKENIZER_FILES = ("tokenizer_config.json", "tokenizer.json", "tokenizer.model", "vocab.json")
-
-
-class PromptRecord(BaseModel):
-    """One eval-data example: the conversation to answer and, optionally, the expected answer."""
-
-    model_config = ConfigDict(extra="ignore")  # eval files often carry metadata we don't use
-
-    prompt_messages: list[Message] = Field(min_length=1)
-    response: str | None = None
-    answer: str | None = Field(default=None, description="Used when there is no ``response``.")
-    dataset: str | None = None
-    id: str | int | None = None
-
-
-@dataclass
-class Prompt:
-    """A prompt to answer: where it came from, its rendered text and the reference answers."""
-
-    dataset: str
-    id: str
-    text: str
-    correct_answers: list[str]
-
-
-@dataclass
-class EncodedPrompt:
-    ids: list[int]
-    truncated: bool
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -244,108 +217,6 @@ def load_inference_tokenizer(conf: GenerateModelConf) -> PreTrainedTokenizerBase
         raise ModelNotFoundError(f"could not load a tokenizer from '{source}': {exc}", param) from exc
     tokenizer.padding_side = "left"  # the prompt must end where generation starts
     return tokenizer
-
-
-def render_open_input(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
-    """A single user turn with the generation prompt when the tokenizer has a chat template, else the raw text."""
-    if not tokenizer.chat_template:
-        return text
-    return str(
-        tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
-    )
-
-
-def build_prompts(prompt_conf: OpenInputPrompt | EvalDataPrompt, tokenizer: PreTrainedTokenizerBase) -> list[Prompt]:
-    from jinja2 import TemplateError
-
-    if isinstance(prompt_conf, OpenInputPrompt):
-        try:
-            text = render_open_input(tokenizer, prompt_conf.input)
-        except TemplateError as exc:
-            raise FinetuningError(
-                f"the chat template rejected the input: {exc}", "invalid_config", "prompt_conf.input"
-            ) from exc
-        return [Prompt(OPEN_PROMPT_DATASET, str(i), text, []) for i in range(prompt_conf.num_samples)]
-
-    path = prompt_conf.data.path
-    if not tokenizer.chat_template:
-        raise FinetuningError(
-            "eval-data prompts are conversations, but the tokenizer has no chat template; give a tokenizer that has "
-            "one (model_conf.tokenizer) or use an adapter trained with a chat template",
-            "invalid_config",
-            "model_conf.tokenizer",
-        )
-    try:
-        records = read_eval_records(path)
-    except DataError as exc:
-        raise FinetuningError(str(exc), "invalid_data", "prompt_conf.data.path") from exc
-    prompts = []
-    for index, (line, record) in enumerate(records):
-        messages = [{"role": m.role, "content": m.content} for m in record.prompt_messages]
-        try:
-            rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        except TemplateError as exc:
-            raise FinetuningError(
-                f"{path} line {line}: the chat template rejected prompt_messages: {exc}",
-                "invalid_data",
-                "prompt_conf.data.path",
-            ) from exc
-        reference = record.response if record.response is not None else record.answer
-        prompts.append(
-            Prompt(
-                dataset=record.dataset or Path(path).stem,
-                id=str(record.id) if record.id is not None else str(index),
-                text=str(rendered),
-                correct_answers=[] if reference is None else [reference],
-            )
-        )
-    return prompts
-
-
-def read_eval_records(path: str | Path) -> list[tuple[int, PromptRecord]]:
-    """The records of an eval-data file with their 1-based line numbers; a bad record names its file and line."""
-    # The JSONL/JSON-array parsing and error wording are the training loader's, so both report problems alike.
-    from finetuning.data import loading
-
-    try:
-        text = Path(path).expanduser().read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DataError(path, None, f"not UTF-8 text ({exc})") from None
-    stripped = text.lstrip(" \t\n\r")
-    if not stripped:
-        raise DataError(path, None, "the file is empty: expected JSONL records or a JSON array of records")
-    items = loading._parse_json_array(path, text) if stripped[0] == "[" else loading._parse_jsonl(path, text)
-    if not items:
-        raise DataError(path, None, "the file holds no records")
-    return [
-        (line, PromptRecord.model_validate(loading._validate(path, line, item, PromptRecord))) for line, item in items
-    ]
-
-
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, text: str, budget: int) -> EncodedPrompt:
-    """Token ids as the model expects them: the tokenizer's BOS (not doubled), no EOS, at most ``budget`` long.
-
-    Longer prompts lose their start (left truncation): the end, where the question and the generation prompt sit,
-    matters most. A leading BOS is kept.
-    """
-    ids = list(tokenizer(text, add_special_tokens=True)["input_ids"])
-    plain = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    bos = tokenizer.bos_token_id
-    if not plain:
-        ids = [bos] if bos is not None and bos in ids else []
-    else:
-        start = next((k for k in range(len(ids) - len(plain) + 1) if ids[k : k + len(plain)] == plain), None)
-        if start is not None:
-            prefix = ids[:start]
-            if plain[: len(prefix)] == prefix:
-                prefix = []  # the text already starts with them: a template that writes {{ bos_token }}
-            # What the tokenizer appends (EOS, when saved with training settings) is dropped: the model would
-            # read the prompt as finished.
-            ids = prefix + plain
-    if len(ids) <= budget:
-        return EncodedPrompt(ids, truncated=False)
-    head = ids[:1] if bos is not None and ids[0] == bos and budget > 1 else []
-    return EncodedPrompt(head + ids[len(ids) - (budget - len(head)) :], truncated=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

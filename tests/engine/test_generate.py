@@ -16,6 +16,7 @@ from finetuning.config.jobs import GenerateConfig
 from finetuning.events import read_events
 from finetuning.tiny import tiny_chat_records, write_jsonl
 from finetuning.tools import generate as gen
+from finetuning.tools import generation_prompts as gp
 
 pytestmark = pytest.mark.slow
 
@@ -161,7 +162,7 @@ def test_batches_give_the_token_ids_of_one_at_a_time(tiny_model_dir: Path, tmp_p
     generation_config = gen.build_generation_config({"do_sample": False, "max_new_tokens": 16}, tokenizer)
     model = gen.load_generation_model(config, tokenizer)
     generation_config = gen.with_model_defaults(generation_config, model)
-    prompts = [gen.encode_prompt(tokenizer, gen.render_open_input(tokenizer, q), 100).ids for q in QUESTIONS]
+    prompts = [gp.encode_prompt(tokenizer, gp.render_open_input(tokenizer, q), 100).ids for q in QUESTIONS]
     assert len({len(p) for p in prompts[:4]}) == 3  # the batches of 4 mix lengths: padding is exercised
 
     one_at_a_time = gen.generate_batches(model, tokenizer, prompts, generation_config, batch_size=1)
@@ -229,7 +230,7 @@ def test_long_prompts_lose_their_start_and_are_flagged(tiny_model_dir: Path, tmp
     assert events[-1]["metrics"]["truncated"] == 1
 
     tokenizer = gen.load_inference_tokenizer(GenerateConfig.validate_config(config).model_conf)
-    encoded = gen.encode_prompt(tokenizer, long_item["prompt"], 32)
+    encoded = gp.encode_prompt(tokenizer, long_item["prompt"], 32)
     full = tokenizer(long_item["prompt"])["input_ids"]
     assert encoded.truncated
     assert encoded.ids == full[-32:]
@@ -242,11 +243,11 @@ def test_bos_is_not_doubled_and_eos_not_appended(tiny_model_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, add_bos_token=True, add_eos_token=True)
     plain = tokenizer("User: Hi\nAssistant:", add_special_tokens=False)["input_ids"]
     assert tokenizer("User: Hi\nAssistant:")["input_ids"] == [0, *plain, 1]
-    assert gen.encode_prompt(tokenizer, "User: Hi\nAssistant:", 100).ids == [0, *plain]
+    assert gp.encode_prompt(tokenizer, "User: Hi\nAssistant:", 100).ids == [0, *plain]
     # A template that writes the BOS itself (like llama-3's) must not get a second one.
-    assert gen.encode_prompt(tokenizer, "<s>User: Hi\nAssistant:", 100).ids == [0, *plain]
+    assert gp.encode_prompt(tokenizer, "<s>User: Hi\nAssistant:", 100).ids == [0, *plain]
     # Left truncation keeps the BOS in front of the kept end.
-    cut = gen.encode_prompt(tokenizer, "User: Hi\nAssistant:", 4)
+    cut = gp.encode_prompt(tokenizer, "User: Hi\nAssistant:", 4)
     assert cut.truncated
     assert cut.ids == [0, *plain[-3:]]
 
