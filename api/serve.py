@@ -68,6 +68,9 @@ def upgrade_database(database_url: str) -> None:
 
 
 def start_worker(environ: Mapping[str, str], queue: str, concurrency: int) -> subprocess.Popen[bytes]:
+    from worker.runner import die_with_parent
+
+    # its own session (a Ctrl-C at the terminal is handled here), but it dies with us even if we are SIGKILLed
     return subprocess.Popen(
         [
             sys.executable,
@@ -87,6 +90,7 @@ def start_worker(environ: Mapping[str, str], queue: str, concurrency: int) -> su
         ],
         env=dict(environ),
         start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
 
 
@@ -109,6 +113,8 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
     logger.info("database %s; broker %s", _redact(settings.database_url), _redact(settings.broker_url))
     upgrade_database(settings.database_url)
     worker = None if args.no_worker else start_worker(environ, settings.default_queue, settings.worker_concurrency)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into an exit so `finally` runs
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         import uvicorn
 

@@ -52,7 +52,8 @@ def main() -> int:
         "FINETUNING_ALLOWED_ROOTS": json.dumps([str(model.parent), str(data.parent)]),
         "FINETUNING_DATABASE_URL": os.environ.get("FINETUNING_DATABASE_URL", f"sqlite:///{OUT / 'service.db'}"),
         "FINETUNING_BROKER_URL": os.environ.get("FINETUNING_BROKER_URL", f"sqla+sqlite:///{OUT / 'broker.db'}"),
-        "FINETUNING_DEFAULT_QUEUE": "demo",
+        # a queue of this run's own: a worker left from another checkout must not take its jobs
+        "FINETUNING_DEFAULT_QUEUE": f"demo-{os.getpid()}",
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
     }

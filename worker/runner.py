@@ -224,7 +224,7 @@ class JobRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a cancel reaches every process it starts
-            preexec_fn=_die_with_parent(),
+            preexec_fn=die_with_parent(),
         )
         self.pgid = self.process.pid  # a new session's leader: its pid is the group id
         for name, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
@@ -565,7 +565,7 @@ def _compact(pending: str) -> str:
     return _visible(pending) + ("\r" if pending.endswith("\r") else "")
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def die_with_parent() -> Callable[[], None] | None:
     """On Linux, a ``preexec_fn`` that makes the kernel send SIGTERM to the engine when the worker process dies: a
     worker killed with SIGKILL (the OOM killer, a node drain) runs no ``finally``, and its engine must not train on
     as an orphan while the job is retried elsewhere."""
