@@ -177,3 +177,28 @@ def celery_worker(settings: ServiceSettings, service_root: Path) -> Iterator[sub
     process = start_worker(settings, service_root / "worker.log", hostname=f"test-{secrets.token_hex(3)}@localhost")
     yield process
     stop_worker(process)
+
+
+@pytest.fixture(scope="session")
+def base_url(settings: ServiceSettings, celery_worker: subprocess.Popen[bytes]) -> Iterator[str]:
+    """The API served by a real uvicorn on a free port (in a thread), with a real worker behind it."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from api.main import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)

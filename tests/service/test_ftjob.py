@@ -31,29 +31,6 @@ slow = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def base_url(settings: ServiceSettings, celery_worker: Any) -> Iterator[str]:
-    import socket
-
-    import uvicorn
-
-    from api.main import create_app
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
 def token(settings: ServiceSettings) -> str:
     from api.admin import create_token
     from api.db import session_scope

@@ -5,9 +5,7 @@ worker, the tiny model), reads it back, lists it, waits for it and reads its eve
 from __future__ import annotations
 
 import importlib.util
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,27 +80,6 @@ def client_package() -> ModuleType:
 
     assert Path(silogen_finetuning_client.__file__).is_relative_to(CLIENT_ROOT)
     return silogen_finetuning_client
-
-
-@pytest.fixture(scope="module")
-def base_url(settings: ServiceSettings, celery_worker: Any) -> Iterator[str]:
-    import uvicorn
-
-    from api.main import create_app
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
