@@ -50,6 +50,12 @@ class ServiceSettings(BaseSettings):
     gpus_per_job: int = Field(default=1, ge=1, description="Processes launched per training job (accelerate).")
     lease_seconds: int = Field(default=60, ge=5, description="A running job whose worker is silent this long is lost.")
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="How often a worker renews its lease.")
+    max_attempts: int = Field(
+        default=3, ge=1, description="Runs of a job whose worker was lost before it fails with worker_lost."
+    )
+    recovery_seconds: float = Field(
+        default=15.0, gt=0, description="How often each worker looks for lost jobs and queued jobs without a message."
+    )
     cancel_grace_seconds: float = Field(default=5.0, ge=0, description="SIGTERM to SIGKILL delay when cancelling.")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest accepted request body.")
     engine_python: str | None = Field(

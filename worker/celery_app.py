@@ -82,5 +82,8 @@ def __getattr__(name: str) -> Celery:
         settings = get_settings()
         app = create_celery(settings)
         install(app, settings)  # the worker's JSON logs and metrics endpoint, as its settings ask
+        from worker.recovery import install_recovery
+
+        install_recovery(settings)  # lost workers' jobs and vanished messages are found and sent again
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,7 +63,7 @@ class MetricsServer:
         self.registry = CollectorRegistry()
         self.registry.register(
             WorkerCollector(
-                metrics_sessions(settings.database_url), nodename, cache_seconds=settings.metrics_cache_seconds
+                unpooled_sessions(settings.database_url), nodename, cache_seconds=settings.metrics_cache_seconds
             )
         )
         self.server, self.thread = start_http_server(
@@ -79,8 +79,8 @@ class MetricsServer:
         self.server.server_close()
 
 
-def metrics_sessions(database_url: str) -> sessionmaker[Session]:
-    """Sessions for the metrics of a process that forks (Celery's main process): no pooled connection, so none is
+def unpooled_sessions(database_url: str) -> sessionmaker[Session]:
+    """Sessions for a process that forks (Celery's main process: metrics, recovery): no pooled connection, so none is
     ever shared with a pool process forked later (the cache holds its lock across fork, so no query is in flight)."""
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool

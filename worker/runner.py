@@ -176,7 +176,7 @@ class JobRun:
         resolved = self.claim.resolved
         command = engine_command(
             JobKind(self.claim.kind),
-            resolved["config"],
+            retry_config(JobKind(self.claim.kind), resolved["config"], self.claim.attempt),
             self.job_dir,
             python=self.settings.engine_python or sys.executable,
             num_processes=int(resolved.get("num_processes", 1)),
@@ -563,6 +563,17 @@ def _compact(pending: str) -> str:
     if pending.count("\r") < 2:
         return pending
     return _visible(pending) + ("\r" if pending.endswith("\r") else "")
+
+
+def retry_config(kind: JobKind, config: dict[str, Any], attempt: int) -> dict[str, Any]:
+    """A training job run again after its worker was lost continues from its last checkpoint (if it saved one),
+    unless the user named a checkpoint to resume from."""
+    if attempt <= 1 or kind not in (JobKind.SFT, JobKind.DPO):
+        return config
+    run_conf = dict(config.get("run_conf") or {})
+    if run_conf.get("resume_from_checkpoint") in (None, False):
+        run_conf["resume_from_checkpoint"] = "auto"
+    return {**config, "run_conf": run_conf}
 
 
 def die_with_parent() -> Callable[[], None] | None:

@@ -89,6 +89,8 @@ def settings(database_url: str, broker_url: str, service_root: Path, tiny_model_
         lease_seconds=20,
         heartbeat_seconds=1.0,
         cancel_grace_seconds=2.0,
+        # the workers' own recovery passes would race the tests that call recover() directly
+        recovery_seconds=3600.0,
     )
 
 
@@ -106,6 +108,7 @@ def settings_env(settings: ServiceSettings) -> dict[str, str]:
         "FINETUNING_LEASE_SECONDS": str(settings.lease_seconds),
         "FINETUNING_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
         "FINETUNING_CANCEL_GRACE_SECONDS": str(settings.cancel_grace_seconds),
+        "FINETUNING_RECOVERY_SECONDS": str(settings.recovery_seconds),
     }
 
 

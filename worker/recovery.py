@@ -1,0 +1,131 @@
+"""Jobs nobody is running: a worker that died (its lease expired) or a queue message that vanished (a broker flush,
+an enqueue that failed after the commit). Every worker runs :func:`recover` periodically; running it in several
+places at once is safe, because a re-sent message only starts a job that its claim can still take.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.models import Job, JobEvent, JobStatus
+from api.settings import ServiceSettings
+from worker.observability import unpooled_sessions
+from worker.store import ACTIVE_STATUSES, JOB_EVENT, _now
+
+logger = logging.getLogger(__name__)
+
+Dispatch = Callable[[ServiceSettings, str, str], None]
+
+
+@dataclass
+class Recovery:
+    """What one pass did, by job id."""
+
+    requeued: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    redispatched: list[str] = field(default_factory=list)
+
+
+@functools.lru_cache
+def _sessions(database_url: str) -> sessionmaker[Session]:
+    return unpooled_sessions(database_url)
+
+
+def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Recovery:
+    """Requeue (or fail, after ``max_attempts`` runs) jobs whose lease expired, finish cancels their lost worker
+    never carried out, and send queued jobs that waited a lease period without being claimed again."""
+    from worker.dispatch import enqueue_job
+
+    send = dispatch or enqueue_job
+    report = Recovery()
+    to_send: list[tuple[str, str]] = []
+    # unpooled: this runs in Celery's main process, which forks pool processes that must not share a connection
+    with _sessions(settings.database_url)() as session, session.begin():
+        now = _now(session)
+        quiet = now - timedelta(seconds=settings.lease_seconds)
+        lost = session.execute(
+            select(Job.id, Job.attempt, Job.queue, Job.cancel_requested)
+            .where(Job.status.in_(ACTIVE_STATUSES), Job.lease_expires_at < now)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job_id, attempt, queue, cancel_requested in lost:
+            still_lost = and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE_STATUSES))
+            if cancel_requested:
+                values = {"status": JobStatus.CANCELLED.value, "finished_at": now}
+                report.cancelled.append(job_id)
+                event = {"status": JobStatus.CANCELLED.value, "attempt": attempt, "reason": "worker_lost"}
+            elif attempt >= settings.max_attempts:
+                error = {
+                    "code": "worker_lost",
+                    "message": f"the worker running this job stopped answering, {attempt} times: given up",
+                    "param": None,
+                }
+                values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
+                report.failed.append(job_id)
+                event = {"status": JobStatus.FAILED.value, "attempt": attempt, "error": error}
+            else:
+                values = {"status": JobStatus.QUEUED.value, "worker": None}
+                report.requeued.append(job_id)
+                to_send.append((job_id, queue))
+                event = {"status": JobStatus.QUEUED.value, "attempt": attempt, "reason": "worker_lost"}
+            session.execute(
+                update(Job)
+                .where(still_lost)
+                .values(lease_expires_at=None, updated_at=now, **values)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=event))
+        waiting = session.execute(
+            select(Job.id, Job.queue)
+            .where(Job.status == JobStatus.QUEUED.value, Job.updated_at < quiet)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job_id, queue in waiting:
+            # touched, so the next pass waits another lease period before sending it again
+            session.execute(
+                update(Job).where(Job.id == job_id).values(updated_at=now).execution_options(synchronize_session=False)
+            )
+            report.redispatched.append(job_id)
+            to_send.append((job_id, queue))
+    for job_id, queue in to_send:  # after the commit: a worker that takes the message finds the job claimable
+        try:
+            send(settings, job_id, queue)
+        except Exception:  # the broker is down: the next pass sends it again
+            logger.warning("could not re-send job %s to queue %s", job_id, queue, exc_info=True)
+    for name in ("requeued", "failed", "cancelled", "redispatched"):
+        if getattr(report, name):
+            logger.warning("recovery: %s %s", name, ", ".join(getattr(report, name)))
+    return report
+
+
+def install_recovery(settings: ServiceSettings) -> None:
+    """Start the recovery thread in a Celery worker's main process once it is ready."""
+    from celery import signals
+
+    @signals.worker_ready.connect(weak=False)
+    def _start(**_: object) -> None:
+        start_recovery_thread(settings)
+
+
+def start_recovery_thread(settings: ServiceSettings) -> threading.Event:
+    """Run :func:`recover` every ``recovery_seconds`` in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(settings.recovery_seconds):
+            try:
+                recover(settings)
+            except Exception:  # the database is down: try again next time
+                logger.warning("recovery pass failed", exc_info=True)
+
+    threading.Thread(target=loop, name="job-recovery", daemon=True).start()
+    return stop
