@@ -24,6 +24,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+# Where SFT saves the grown base beside an adapter whose chat template added tokens (sft_args default).
+NEW_BASEMODEL_NAME = "checkpoint-new-basemodel"
+
+
+def config_vocab_size(reference: str, **config_kwargs: Any) -> int | None:
+    """The vocabulary size in a model's config (no weights are read); None when the config cannot be read."""
+    from transformers import AutoConfig
+
+    config_kwargs.setdefault("trust_remote_code", False)
+    try:
+        config = AutoConfig.from_pretrained(reference, **config_kwargs)
+    except (OSError, ValueError) as exc:  # a missing folder, a hub id offline, a model type this transformers lacks
+        logger.info("could not read the model config of '%s': %s", reference, exc)
+        return None
+    size = getattr(config.get_text_config(), "vocab_size", None)
+    return int(size) if isinstance(size, int) else None
+
+
 def looks_local(reference: str) -> bool:
     """A path rather than a hub id: absolute, relative with ./ or ../, or ~."""
     return reference.startswith(("/", "./", "../", "~")) or Path(reference).expanduser().exists()

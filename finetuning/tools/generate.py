@@ -25,7 +25,7 @@ import yaml
 
 from finetuning.config.jobs import EvalDataPrompt, GenerateConfig, GenerateModelConf
 from finetuning.errors import FinetuningError, ModelNotFoundError
-from finetuning.models import looks_local
+from finetuning.models import NEW_BASEMODEL_NAME, config_vocab_size, looks_local
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.generation_prompts import (
     EncodedPrompt,
@@ -42,8 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TEST_TYPE = "open-ended"
-# Written by SFT beside the adapter when the chat template grew the vocabulary: the base the adapter belongs to.
-NEW_BASEMODEL_DIR = "checkpoint-new-basemodel"
 # Filled in when hf_gen_params leaves them out (as in the original engine).
 DEFAULT_MAX_LENGTH = 2048
 DEFAULT_MAX_NEW_TOKENS = 512
@@ -317,24 +315,17 @@ def with_model_defaults(generation_config: GenerationConfig, model: Any) -> Gene
 
 
 def _config_vocab_size(reference: str, conf: GenerateModelConf) -> int | None:
-    """The base model's vocabulary size from its config alone (no weights); None if it cannot be read."""
-    from transformers import AutoConfig
-
+    """The base model's vocabulary size from its config alone; None if it cannot be read (load_model says why)."""
     wanted = ("revision", "token", "cache_dir", "local_files_only", "subfolder", "trust_remote_code")
     kwargs = {k: v for k, v in conf.model_args.from_pretrained_kwargs().items() if k in wanted}
-    try:
-        model_config = AutoConfig.from_pretrained(reference, **kwargs)
-    except (OSError, ValueError):
-        return None  # load_model reports it properly
-    vocab_size = getattr(model_config.get_text_config(), "vocab_size", None)
-    return vocab_size if isinstance(vocab_size, int) else None
+    return config_vocab_size(reference, **kwargs)
 
 
 def base_model_reference(conf: GenerateModelConf, tokenizer_length: int) -> tuple[str, str]:
     """The base to load and its config field: ``model``, or the adapter's ``checkpoint-new-basemodel`` sibling when
     the adapter's tokenizer outgrew ``model`` (that sibling holds the grown embeddings the adapter was trained on)."""
     if conf.adapter:
-        sibling = Path(conf.adapter).expanduser().parent / NEW_BASEMODEL_DIR
+        sibling = Path(conf.adapter).expanduser().parent / NEW_BASEMODEL_NAME
         if sibling.is_dir() and sibling.resolve() != Path(conf.model).expanduser().resolve():
             vocab_size = _config_vocab_size(conf.model, conf)
             if vocab_size is not None and vocab_size < tokenizer_length:
@@ -367,7 +358,7 @@ def load_generation_model(config: GenerateConfig, tokenizer: PreTrainedTokenizer
         if quantization is not None:
             raise FinetuningError(
                 f"the adapter's tokenizer has {len(tokenizer)} tokens but the model only {rows} embeddings, and a "
-                f"quantized model's embeddings cannot grow; keep the {NEW_BASEMODEL_DIR} folder that training saved "
+                f"quantized model's embeddings cannot grow; keep the {NEW_BASEMODEL_NAME} folder that training saved "
                 "beside the adapter (or give it as model_conf.model), or drop quant_conf",
                 "invalid_config",
                 "quant_conf",
@@ -389,7 +380,7 @@ def load_generation_model(config: GenerateConfig, tokenizer: PreTrainedTokenizer
                 raise FinetuningError(
                     f"the adapter does not fit the base model ({str(exc).splitlines()[-1].strip()}); an adapter "
                     "trained with added tokens needs its own tokenizer (model_conf.tokenizer) or the "
-                    f"{NEW_BASEMODEL_DIR} saved beside it as model_conf.model",
+                    f"{NEW_BASEMODEL_NAME} saved beside it as model_conf.model",
                     "invalid_config",
                     "model_conf.adapter",
                 ) from exc

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from finetuning.errors import FinetuningError, ModelNotFoundError
-from finetuning.models import check_model_reference, load_model, looks_local
+from finetuning.models import NEW_BASEMODEL_NAME, check_model_reference, config_vocab_size, load_model, looks_local
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.vllm_adapter import (
     ADAPTER_CONFIG_FILE,
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 TOOL_NAME = "merge_adapter"
 # The folder name SFT saves a grown base under (sft_args.save_name_if_new_basemodel's default).
-NEW_BASEMODEL_NAME = "checkpoint-new-basemodel"
 _DEVICE_NAMES = ("auto", "cpu", "cuda", "balanced", "balanced_low_0", "sequential")
 _DEVICE_PATTERN = re.compile(r"(cuda|xpu|npu|mps):\d+")
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
@@ -302,13 +301,10 @@ def _load_tokenizer(tokenizer: str | None, peftmodel: str, basemodel: str) -> Pr
 
 
 def _vocab_size(reference: str, param: str) -> int:
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(reference, trust_remote_code=False)
-    except (OSError, ValueError) as exc:
-        raise ModelNotFoundError(f"could not read the model config of '{reference}': {exc}", param) from exc
-    return int(config.get_text_config().vocab_size)
+    size = config_vocab_size(reference)
+    if size is None:
+        raise ModelNotFoundError(f"could not read the model config (vocab_size) of '{reference}'", param)
+    return size
 
 
 def _adapter_vocab_size(peftmodel: str, tokenizer_size: int, base_size: int) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from finetuning.config.base import ConfigError
 from finetuning.errors import FinetuningError, ModelNotFoundError
+from finetuning.models import config_vocab_size
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 
 if TYPE_CHECKING:
@@ -300,15 +301,10 @@ def base_vocab_size(reference: str | None) -> int | None:
     """The vocabulary size in a base model's config, or None when the config cannot be read."""
     if not reference:
         return None
-    try:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(reference, trust_remote_code=False)
-        size = getattr(config.get_text_config(), "vocab_size", None)
-    except Exception as exc:  # a hub id offline, a model type this transformers lacks: growth is then unknown
-        logger.warning("could not read the vocabulary size of base model '%s': %s", reference, exc)
-        return None
-    return int(size) if size else None
+    size = config_vocab_size(reference)
+    if size is None:  # a hub id offline, a model type this transformers lacks: growth is then unknown
+        logger.warning("could not read the vocabulary size of base model '%s'", reference)
+    return size
 
 
 def tokenizer_size(folder: Path) -> int | None:
