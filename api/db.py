@@ -41,9 +41,9 @@ def session_factory(url: str) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = session_factory(url)()
+def transaction(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A new session that commits on success, rolls back on error, and is closed either way."""
+    session = sessions()
     try:
         yield session
         session.commit()
@@ -52,3 +52,10 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def session_scope(url: str) -> Iterator[Session]:
+    """:func:`transaction` on the database at ``url``."""
+    with transaction(session_factory(url)) as session:
+        yield session

@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db import transaction
 from api.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -34,16 +35,9 @@ def after_commit(session: Session, callback: Callable[[], None]) -> None:
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request: committed when the handler returns, rolled back when it raises."""
     sessions: sessionmaker[Session] = request.app.state.sessions
-    session = sessions()
-    try:
+    with transaction(sessions) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
         callbacks: list[Callable[[], None]] = session.info.pop(_AFTER_COMMIT, [])
-        session.close()
     for callback in callbacks:
         try:
             callback()

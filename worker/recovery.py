@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db import transaction
 from api.models import Job, JobEvent, JobStatus
 from api.settings import ServiceSettings
 from worker.observability import unpooled_sessions
@@ -49,7 +50,7 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
     report = Recovery()
     to_send: list[tuple[str, str]] = []
     # unpooled: this runs in Celery's main process, which forks pool processes that must not share a connection
-    with _sessions(settings.database_url)() as session, session.begin():
+    with transaction(_sessions(settings.database_url)) as session:
         now = _now(session)
         quiet = now - timedelta(seconds=settings.lease_seconds)
         lost = session.execute(
