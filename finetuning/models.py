@@ -47,10 +47,18 @@ def looks_local(reference: str) -> bool:
     return reference.startswith(("/", "./", "../", "~")) or Path(reference).expanduser().exists()
 
 
+def model_reference_problem(reference: str) -> str | None:
+    """What is wrong with a model, tokenizer or adapter reference that names a missing local folder, else None."""
+    if looks_local(reference) and not Path(reference).expanduser().is_dir():
+        return f"no folder at '{reference}'; give an existing folder or a hub id"
+    return None
+
+
 def check_model_reference(reference: str, param: str) -> None:
     """Fail before any work when a local model, tokenizer or adapter folder is missing."""
-    if looks_local(reference) and not Path(reference).expanduser().is_dir():
-        raise ModelNotFoundError(f"no model folder at '{reference}'; give an existing folder or a hub id", param)
+    problem = model_reference_problem(reference)
+    if problem:
+        raise ModelNotFoundError(problem, param)
 
 
 def quantization_config(conf: QuantConf, *, fsdp: bool, bf16: bool, fp16: bool) -> BitsAndBytesConfig | None:

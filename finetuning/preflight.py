@@ -9,7 +9,7 @@ from finetuning.config.data import ConcatenationInput, DataConf, WeightedMixInpu
 from finetuning.config.jobs import DPOConfig, SFTConfig
 from finetuning.config.model import PretrainedPeftConf
 from finetuning.errors import FinetuningError
-from finetuning.models import looks_local
+from finetuning.models import model_reference_problem
 
 
 class PreflightError(FinetuningError):
@@ -45,8 +45,9 @@ def preflight_training(config: SFTConfig | DPOConfig) -> None:
     if isinstance(config.peft_conf, PretrainedPeftConf):
         references.append(("peft_conf.name_or_path", config.peft_conf.name_or_path))
     for param, reference in references:
-        if looks_local(reference) and not Path(reference).expanduser().is_dir():
-            problems.append((param, f"no folder at '{reference}'; give an existing folder or a hub id"))
+        problem = model_reference_problem(reference)
+        if problem:
+            problems.append((param, problem))
     for param, path in dataset_paths(config.data_conf):
         if not Path(path).expanduser().is_file():
             problems.append((param, f"no data file at '{path}'"))

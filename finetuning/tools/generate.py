@@ -25,7 +25,7 @@ import yaml
 
 from finetuning.config.jobs import EvalDataPrompt, GenerateConfig, GenerateModelConf
 from finetuning.errors import FinetuningError, ModelNotFoundError
-from finetuning.models import NEW_BASEMODEL_NAME, config_vocab_size, looks_local
+from finetuning.models import NEW_BASEMODEL_NAME, config_vocab_size, model_reference_problem
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.generation_prompts import (
     EncodedPrompt,
@@ -155,10 +155,9 @@ def preflight(config: GenerateConfig, output: Path) -> None:
         ("model_conf.tokenizer", conf.tokenizer),
     ]
     for param, reference in references:
-        if reference and looks_local(reference) and not Path(reference).expanduser().is_dir():
-            problems.append(
-                ("model_not_found", param, f"no folder at '{reference}'; give an existing folder or a hub id")
-            )
+        problem = model_reference_problem(reference) if reference else None
+        if problem:
+            problems.append(("model_not_found", param, problem))
     if conf.adapter and Path(conf.adapter).expanduser().is_dir():
         if not (Path(conf.adapter).expanduser() / "adapter_config.json").is_file():
             problems.append(
