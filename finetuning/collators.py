@@ -234,6 +234,88 @@ class CompletionsOnlyCollator(CausalLMCollator):
         return labels
 
 
+# The batch key holding a batch's count of real (example) tokens, as a Python int: counted on the host while
+# collating, so tokens-per-second needs no device synchronisation. The trainer removes it before the forward pass.
+REAL_TOKENS = "real_tokens"
+
+
+class PackedCollator:
+    """Collates packed rows (``input_ids``, ``labels``, ``seq_lengths`` from :mod:`finetuning.data.packing`).
+
+    Position ids restart at 0 for each example, and there is no attention mask: transformers builds the
+    block-diagonal causal mask from the position ids. Rows are padded to a common width, a multiple of
+    ``pad_to_multiple_of`` capped at ``max_length`` (rows are nearly full, so the width is almost always
+    ``max_length``: one shape, no per-shape cost); the padding forms a sequence of its own that no example attends
+    to and that has no targets.
+
+    ``flatten`` puts the whole batch in one row, as flash attention's variable-length kernels want it (they find
+    the examples from position ids only in a batch of one row), and adds their ``cu_seq_lens``/``max_length``
+    arguments so that they need not be computed from the position ids on the device in every layer.
+    """
+
+    def __init__(self, pad_id: int, max_length: int, *, pad_to_multiple_of: int = 64, flatten: bool = False) -> None:
+        if max_length < 1 or pad_to_multiple_of < 1:
+            raise ValueError("max_length and pad_to_multiple_of must be positive")
+        self.pad_id = pad_id
+        self.max_length = max_length
+        self.pad_to_multiple_of = pad_to_multiple_of
+        self.flatten = flatten
+
+    def __call__(self, features: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        if not features:
+            raise ValueError("cannot collate an empty batch")
+        rows = [
+            (_as_int_list(f["input_ids"]), _as_int_list(f["labels"]), _as_int_list(f["seq_lengths"])) for f in features
+        ]
+        for index, (ids, labels, lengths) in enumerate(rows):
+            if len(labels) != len(ids) or sum(lengths) != len(ids):
+                raise ValueError(f"packed row {index}: {len(ids)} ids, {len(labels)} labels, example lengths {lengths}")
+        real = sum(len(ids) for ids, _, _ in rows)
+        if self.flatten:
+            return self._flattened(rows, real)
+        longest = max(len(ids) for ids, _, _ in rows)
+        width = max(longest, min(self.max_length, -(-longest // self.pad_to_multiple_of) * self.pad_to_multiple_of))
+        batch_ids, batch_labels, batch_positions = [], [], []
+        for ids, labels, lengths in rows:
+            n_pad = width - len(ids)
+            batch_ids.append(ids + [self.pad_id] * n_pad)
+            batch_labels.append(labels + [IGNORE_INDEX] * n_pad)
+            batch_positions.append(_positions(lengths) + list(range(n_pad)))
+        return {
+            "input_ids": torch.tensor(batch_ids, dtype=torch.long),
+            "labels": torch.tensor(batch_labels, dtype=torch.long),
+            "position_ids": torch.tensor(batch_positions, dtype=torch.long),
+            REAL_TOKENS: real,
+        }
+
+    def _flattened(self, rows: list[tuple[list[int], list[int], list[int]]], real: int) -> dict[str, Any]:
+        import torch
+
+        ids = [token for row_ids, _, _ in rows for token in row_ids]
+        labels = [label for _, row_labels, _ in rows for label in row_labels]
+        lengths = [length for _, _, row_lengths in rows for length in row_lengths]
+        cumulative = [0]
+        for length in lengths:
+            cumulative.append(cumulative[-1] + length)
+        cu_seq_lens = torch.tensor(cumulative, dtype=torch.int32)
+        return {
+            "input_ids": torch.tensor([ids], dtype=torch.long),
+            "labels": torch.tensor([labels], dtype=torch.long),
+            "position_ids": torch.tensor([_positions(lengths)], dtype=torch.long),
+            "cu_seq_lens_q": cu_seq_lens,
+            "cu_seq_lens_k": cu_seq_lens,
+            "max_length_q": max(lengths),
+            "max_length_k": max(lengths),
+            REAL_TOKENS: real,
+        }
+
+
+def _positions(lengths: Sequence[int]) -> list[int]:
+    return [position for length in lengths for position in range(length)]
+
+
 def build_sft_collator(
     tokenizer: PreTrainedTokenizerBase,
     setup: TokenizerSetup,

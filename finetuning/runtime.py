@@ -91,6 +91,9 @@ def build_training_arguments(
         kwargs["full_determinism"] = True
     # tokens per second in the events counts real (non-padding) tokens
     kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
+    # the filter reads every step's loss back from the device (a synchronisation per step) only to hide a NaN
+    # from the logs; without it a NaN shows up in the logged loss, where it belongs
+    kwargs.setdefault("logging_nan_inf_filter", False)
     if isinstance(kwargs.get("deepspeed"), dict):
         deepspeed = dict(kwargs["deepspeed"])
         deepspeed["train_micro_batch_size_per_gpu"] = plan.per_device_train_batch_size

@@ -107,3 +107,17 @@ class SFTArgs(StrictModel):
     )
     save_name_if_new_basemodel: str = "checkpoint-new-basemodel"
     train_on_completions_only: bool = False
+    packing: bool = Field(
+        default=True,
+        description="Pack examples into rows of max_seq_length tokens (best-fit decreasing) with position ids that "
+        "restart per example, so attention never crosses examples and almost no compute goes to padding. Batch "
+        "sizes then count packed rows, not examples. Used where the model's attention implementation isolates "
+        "packed examples (sdpa, eager, flash and flex attention in transformers); false pads each batch instead.",
+    )
+    chunked_loss: bool = Field(
+        default=True,
+        description="Compute the cross-entropy in chunks of tokens, recomputing each chunk's logits in the backward "
+        "pass, so the logits of the whole batch over a large vocabulary never exist at once. Skipped for models "
+        "whose logits are post-processed (soft-capping, scaling), under FSDP/DeepSpeed, and when Liger kernels fuse "
+        "the loss instead.",
+    )

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from finetuning.config.jobs import SFTConfig
 from finetuning.events import EventsCallback, EventWriter
@@ -22,7 +22,11 @@ from finetuning.preflight import preflight_training
 from finetuning.runtime import RunOptions
 
 if TYPE_CHECKING:
-    from transformers import TrainerCallback
+    from datasets import Dataset
+    from transformers import PreTrainedTokenizerBase, TrainerCallback
+
+    from finetuning.methods.common import RunSetup
+    from finetuning.tokenizer import TokenizerSetup
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +46,9 @@ def run_sft(
     callbacks: Sequence[TrainerCallback] = (),
 ) -> SFTResult:
     """Run one SFT experiment; ``callbacks`` are extra Trainer callbacks (the service uses them to cancel)."""
-    from transformers import Trainer
-
-    from finetuning.collators import build_sft_collator
+    from finetuning.collators import PackedCollator
     from finetuning.data.preprocess import prepare_sft_datasets
+    from finetuning.trainer import EngineTrainer
 
     preflight_training(config)
     args_conf, run_conf = config.training_args, config.run_conf
@@ -79,16 +82,21 @@ def run_sft(
         tokenizer_setup.assistant_end,
         new_basemodel_name=config.sft_args.save_name_if_new_basemodel,
     )
-    trainer = Trainer(
+    n_train, n_eval = len(train_dataset), len(eval_dataset or [])
+    collator, train_dataset, eval_dataset = _batching(
+        config, loaded.model, tokenizer, tokenizer_setup, train_dataset, eval_dataset, setup, options, events
+    )
+    if isinstance(collator, PackedCollator):
+        training_args.remove_unused_columns = False  # the collator needs seq_lengths, which forward does not take
+    trainer = EngineTrainer(
         model=loaded.model,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
-        data_collator=build_sft_collator(
-            tokenizer, tokenizer_setup, completions_only=config.sft_args.train_on_completions_only
-        ),
+        data_collator=collator,
         processing_class=tokenizer,
         callbacks=[EventsCallback(events), *callbacks],
+        chunked_loss=config.sft_args.chunked_loss,
     )
     outcome = train_and_save(
         trainer,
@@ -98,4 +106,49 @@ def run_sft(
         evaluate_at_end=eval_dataset is not None and training_args.eval_strategy == "no",
         final_checkpoint_name=run_conf.final_checkpoint_name,
     )
-    return SFTResult(outcome, loaded.new_basemodel, len(train_dataset), len(eval_dataset or []))
+    return SFTResult(outcome, loaded.new_basemodel, n_train, n_eval)
+
+
+def _batching(
+    config: SFTConfig,
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    tokenizer_setup: TokenizerSetup,
+    train_dataset: Dataset,
+    eval_dataset: Dataset | None,
+    setup: RunSetup,
+    options: RunOptions,
+    events: EventWriter,
+) -> tuple[Any, Dataset, Dataset | None]:
+    """The collator and datasets: packed rows where packing is on and safe for ``model``, else padded batches."""
+    from finetuning.collators import PackedCollator, build_sft_collator
+    from finetuning.data.packing import flattens_batches, label_examples, pack_examples, packing_problem
+
+    sft_args = config.sft_args
+    padded = build_sft_collator(tokenizer, tokenizer_setup, completions_only=sft_args.train_on_completions_only)
+    if not sft_args.packing:
+        return padded, train_dataset, eval_dataset
+    problem = packing_problem(model)
+    if problem:
+        logger.warning("packing off (padded batches instead): %s", problem)
+        return padded, train_dataset, eval_dataset
+    # what the labels depend on besides the tokens: the collator's kind and its markers
+    labeler_key = f"{type(padded).__name__}:{getattr(padded, 'start_ids', '')}:{getattr(padded, 'end_ids', '')}"
+    seq_length = sft_args.max_seq_length
+    with setup.state.main_process_first():
+        packed_train, stats = pack_examples(
+            label_examples(train_dataset, padded.row_labels, labeler_key, num_proc=options.num_preprocess_workers),
+            seq_length,
+            num_proc=options.num_preprocess_workers,
+        )
+        packed_eval = None
+        if eval_dataset is not None:
+            labeled_eval = label_examples(eval_dataset, padded.row_labels, labeler_key)
+            packed_eval, _ = pack_examples(labeled_eval, seq_length)
+    events.log(
+        "info",
+        f"packed {stats.examples} training examples into {stats.rows} rows of up to {seq_length} tokens "
+        f"({100 * stats.fill:.1f}% full); batch sizes count rows",
+    )
+    collator = PackedCollator(padded.input_pad_id, seq_length, flatten=flattens_batches(model))
+    return collator, packed_train, packed_eval

@@ -1,0 +1,246 @@
+"""Packing and the chunked loss against the tiny model: the same (context, target) pairs, the same loss and gradients
+as unpacked, padded training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from datasets import Dataset
+from sft_helpers import losses, run_cli, sft_config
+from transformers import AutoModelForCausalLM
+
+from finetuning.collators import (
+    IGNORE_INDEX,
+    REAL_TOKENS,
+    CausalLMCollator,
+    CompletionsOnlyCollator,
+    PackedCollator,
+    completion_only_labels,
+)
+from finetuning.config.data import ChatTemplateName, MissingPadTokenStrategy
+from finetuning.data.packing import flattens_batches, label_examples, pack_examples, packing_problem
+from finetuning.loss import chunked_causal_lm_loss, chunked_loss_problem
+from finetuning.models import grow_embeddings
+from finetuning.tiny import tiny_chat_records, write_jsonl
+from finetuning.tokenizer import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def chat_tokenizer(tiny_model_dir: Path) -> Any:
+    tokenizer, _ = load_tokenizer(
+        str(tiny_model_dir),
+        template=ChatTemplateName.CHAT_ML,
+        padding_side="right",
+        pad_strategy=MissingPadTokenStrategy.BOS_REPURPOSE,
+    )
+    return tokenizer
+
+
+@pytest.fixture(scope="module")
+def examples(chat_tokenizer: Any) -> list[list[int]]:
+    """Tokenized chat conversations of different lengths."""
+    records = tiny_chat_records(12, seed=3)
+    texts = [chat_tokenizer.apply_chat_template(r["messages"], tokenize=False) for r in records]
+    ids = [chat_tokenizer(text)["input_ids"] for text in texts]
+    # uneven lengths, so that rows hold several examples and some padding
+    return [row[: 12 + 7 * (i % 5)] for i, row in enumerate(ids)]
+
+
+def _model(tiny_model_dir: Path, attention: str, tokenizer: Any) -> Any:
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation=attention, dtype=torch.float32)
+    grow_embeddings(model, tokenizer)  # the chat template's added tokens
+    model.config.use_cache = False
+    return model
+
+
+def _packed_batch(examples: list[list[int]], collator: Any, seq_length: int) -> dict[str, Any]:
+    dataset = Dataset.from_dict({"input_ids": examples})
+    labeled = label_examples(dataset, collator.row_labels, f"test:{type(collator).__name__}")
+    packed, stats = pack_examples(labeled, seq_length)
+    assert stats.rows < len(examples)  # several examples per row
+    return PackedCollator(collator.input_pad_id, seq_length)([packed[i] for i in range(len(packed))])
+
+
+def _loss_and_grads(model: Any, batch: dict[str, Any]) -> tuple[float, dict[str, torch.Tensor]]:
+    model.zero_grad()
+    labels = batch["labels"]
+    count = (labels[..., 1:] != IGNORE_INDEX).sum()
+    inputs = {k: v for k, v in batch.items() if k != REAL_TOKENS}
+    loss = model(**inputs, num_items_in_batch=count).loss
+    loss.backward()
+    return loss.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("completions_only", [False, True], ids=["all-tokens", "completions-only"])
+def test_packed_loss_and_gradients_equal_unpacked(
+    tiny_model_dir: Path, chat_tokenizer: Any, examples: list[list[int]], attention: str, completions_only: bool
+) -> None:
+    collator: CausalLMCollator = (
+        CompletionsOnlyCollator(chat_tokenizer, "<|im_start|>assistant", "<|im_end|>")
+        if completions_only
+        else CausalLMCollator(chat_tokenizer)
+    )
+    model = _model(tiny_model_dir, attention, chat_tokenizer)
+    padded = collator([{"input_ids": ids} for ids in examples])
+    packed = _packed_batch(examples, collator, seq_length=96)
+    assert packed["input_ids"].shape[0] < len(examples)
+
+    unpacked_loss, unpacked_grads = _loss_and_grads(model, padded)
+    packed_loss, packed_grads = _loss_and_grads(model, packed)
+
+    assert packed_loss == pytest.approx(unpacked_loss, rel=1e-5)
+    assert unpacked_grads.keys() == packed_grads.keys()
+    for name, grad in unpacked_grads.items():
+        torch.testing.assert_close(packed_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_packing_without_restarting_positions_would_leak_across_examples(
+    tiny_model_dir: Path, chat_tokenizer: Any, examples: list[list[int]]
+) -> None:
+    """The control for the equality above: the same rows with running positions give another loss."""
+    collator = CausalLMCollator(chat_tokenizer)
+    model = _model(tiny_model_dir, "sdpa", chat_tokenizer)
+    packed = _packed_batch(examples, collator, seq_length=96)
+    running = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1]).expand_as(packed["input_ids"]))
+    assert _loss_and_grads(model, running)[0] != pytest.approx(_loss_and_grads(model, packed)[0], rel=1e-3)
+
+
+def test_rows_restart_positions_per_example_and_keep_completion_masks(
+    chat_tokenizer: Any, examples: list[list[int]]
+) -> None:
+    collator = CompletionsOnlyCollator(chat_tokenizer, "<|im_start|>assistant", "<|im_end|>")
+    dataset = Dataset.from_dict({"input_ids": examples})
+    packed, stats = pack_examples(label_examples(dataset, collator.row_labels, "test"), 96)
+    assert stats.tokens == sum(len(e) for e in examples)
+    batch = PackedCollator(collator.input_pad_id, 96)([packed[i] for i in range(len(packed))])
+    assert batch[REAL_TOKENS] == stats.tokens
+    seen = []
+    for row in range(len(packed)):
+        ids, labels, positions = (batch[k][row].tolist() for k in ("input_ids", "labels", "position_ids"))
+        offset = 0
+        for length in packed[row]["seq_lengths"]:
+            example = ids[offset : offset + length]
+            assert positions[offset : offset + length] == list(range(length))
+            expected, _ = completion_only_labels(example, collator.start_ids, collator.end_ids)
+            assert labels[offset : offset + length] == [IGNORE_INDEX, *expected[1:]]
+            seen.append(example)
+            offset += length
+        # the padding tail: no targets, positions of its own
+        assert labels[offset:] == [IGNORE_INDEX] * (len(ids) - offset)
+        assert positions[offset:] == list(range(len(ids) - offset))
+    assert sorted(seen) == sorted(examples)  # every example exactly once, whole
+
+
+def test_flattened_batches_carry_flash_arguments() -> None:
+    rows = [
+        {"input_ids": [5, 6, 7, 8, 9], "labels": [X, 6, 7, X, 9], "seq_lengths": [3, 2]},
+        {"input_ids": [1, 2], "labels": [X, 2], "seq_lengths": [2]},
+    ]
+    batch = PackedCollator(0, 8, flatten=True)(rows)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, 1, 2]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 0, 1, 0, 1]]
+    assert batch["cu_seq_lens_q"].tolist() == [0, 3, 5, 7]
+    assert batch["max_length_q"] == 3
+    assert batch[REAL_TOKENS] == 7
+
+
+X = IGNORE_INDEX
+
+
+def test_packing_is_refused_where_attention_would_cross_examples(tiny_model_dir: Path, chat_tokenizer: Any) -> None:
+    model = _model(tiny_model_dir, "sdpa", chat_tokenizer)
+    assert packing_problem(model) is None
+    assert not flattens_batches(model)
+    model.config._attn_implementation = "some_kernel"
+    assert "some_kernel" in (packing_problem(model) or "")
+
+    class RemoteCode(torch.nn.Module):
+        config = model.config
+
+    assert "not a transformers model" in (packing_problem(RemoteCode()) or "")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the chunked loss
+
+
+@pytest.mark.parametrize("chunk_tokens", [1, 7, 4096])
+def test_chunked_loss_matches_plain_loss_and_gradients(chunk_tokens: int) -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 11, 16, requires_grad=True)
+    head = torch.nn.Linear(16, 50, bias=False)
+    labels = torch.randint(0, 50, (3, 11))
+    labels[0, :4] = IGNORE_INDEX
+    labels[2, 7:] = IGNORE_INDEX
+
+    logits = head(hidden)
+    plain = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 50), labels[:, 1:].reshape(-1))
+    plain.backward()
+    plain_hidden, plain_head = hidden.grad.clone(), head.weight.grad.clone()
+    hidden.grad, head.weight.grad = None, None
+
+    chunked = chunked_causal_lm_loss(hidden, head, labels, chunk_tokens=chunk_tokens)
+    chunked.backward()
+    torch.testing.assert_close(chunked, plain)
+    torch.testing.assert_close(hidden.grad, plain_hidden)
+    torch.testing.assert_close(head.weight.grad, plain_head)
+
+
+def test_chunked_loss_divides_by_the_accumulated_count() -> None:
+    hidden, head = torch.randn(1, 5, 4), torch.nn.Linear(4, 9)
+    labels = torch.tensor([[1, 2, 3, 4, 5]])
+    mean = chunked_causal_lm_loss(hidden, head, labels)
+    assert chunked_causal_lm_loss(hidden, head, labels, num_items_in_batch=8).item() == pytest.approx(
+        mean.item() * 4 / 8
+    )
+
+
+def test_chunked_loss_matches_the_models_own_loss(
+    tiny_model_dir: Path, chat_tokenizer: Any, examples: list[list[int]]
+) -> None:
+    model = _model(tiny_model_dir, "sdpa", chat_tokenizer)
+    assert chunked_loss_problem(model) is None
+    batch = CausalLMCollator(chat_tokenizer)([{"input_ids": ids} for ids in examples])
+    own = model(**batch).loss
+    outputs = model(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        output_hidden_states=True,
+        logits_to_keep=torch.empty(0, dtype=torch.long),
+    )
+    assert outputs.logits.shape[1] == 0  # the forward skipped the projection
+    chunked = chunked_causal_lm_loss(outputs.hidden_states[-1], model.get_output_embeddings(), batch["labels"])
+    torch.testing.assert_close(chunked, own)
+    model.config.final_logit_softcapping = 30.0
+    assert "final_logit_softcapping" in (chunked_loss_problem(model) or "")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the engine end to end: packed and chunked by default
+
+
+def test_sft_packs_by_default_and_the_chunked_loss_follows_the_same_curve(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = write_jsonl(tiny_chat_records(48, seed=5), tmp_path / "chat.jsonl")
+    curves = {}
+    for chunked in (True, False):
+        config = sft_config(
+            tiny_model_dir,
+            data,
+            tmp_path / f"out-{chunked}",
+            training_args={"max_steps": 8},
+            sft_args={"chunked_loss": chunked},
+        )
+        code, events = run_cli(tmp_path / f"run-{chunked}", config)
+        assert code == 0
+        curves[chunked] = losses(events)
+        packed = [e["message"] for e in events if e["type"] == "log" and e["message"].startswith("packed ")]
+        assert packed
+        assert "48 training examples into" in packed[0]
+        steps = [e for e in events if e["type"] == "metrics" and e.get("tokens_per_second")]
+        assert len(steps) >= 7  # real tokens are counted on the host, and reported at every logging step
+    assert curves[True] == pytest.approx(curves[False], rel=1e-4)
+    assert curves[True][-1] < 0.8 * curves[True][0]
