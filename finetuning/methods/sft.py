@@ -54,6 +54,8 @@ def run_sft(
     args_conf, run_conf = config.training_args, config.run_conf
     setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options)
     training_args = training_arguments(setup, args_conf, run_conf.determinism)
+    if "use_liger_kernel" not in args_conf.model_fields_set and liger_kernels_available(training_args):
+        training_args.use_liger_kernel = True  # fused kernels and a fused linear + cross-entropy on GPUs
     events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": setup.describe()})
 
     events.phase("loading_tokenizer")
@@ -152,3 +154,10 @@ def _batching(
     )
     collator = PackedCollator(padded.input_pad_id, seq_length, flatten=flattens_batches(model))
     return collator, packed_train, packed_eval
+
+
+def liger_kernels_available(training_args: Any) -> bool:
+    """Whether Liger's Triton kernels can run: installed (the CUDA worker image has them) and training on a GPU."""
+    import importlib.util
+
+    return training_args.device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
