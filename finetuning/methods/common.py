@@ -140,10 +140,12 @@ def load_trainable_model(
     *,
     new_basemodel_name: str | None,
     defer_new_adapter: bool = False,
+    tokens_per_micro_batch: int | None = None,
 ) -> LoadedModel:
     """Load the base, grow its vocabulary for the template's tokens, save the grown base beside an adapter (when
     ``new_basemodel_name`` is given), and attach the adapter (a new one is left to the trainer with
-    ``defer_new_adapter``)."""
+    ``defer_new_adapter``). On a CUDA device, activation checkpointing that the config leaves unset is turned on only
+    when a micro-batch of ``tokens_per_micro_batch`` tokens would not fit without it (:mod:`finetuning.memory`)."""
     from finetuning import models
 
     quantization = models.quantization_config(
@@ -169,6 +171,16 @@ def load_trainable_model(
         if setup.state.is_main_process:
             model.save_pretrained(new_basemodel)
             tokenizer.save_pretrained(new_basemodel)
+    if tokens_per_micro_batch and _checkpointing_left_to_us(args_conf, training_args):
+        from finetuning.memory import choose_checkpointing
+
+        decision = choose_checkpointing(
+            model,
+            tokens_per_micro_batch,
+            training_args.device.index or 0,
+            trains_base=isinstance(peft_conf, NoPeftConf),
+        )
+        training_args.activation_checkpointing = training_args.gradient_checkpointing = decision
     checkpointing_kwargs = training_args.gradient_checkpointing_kwargs
     trainable, peft_config = models.attach_peft(
         model,
@@ -211,3 +223,10 @@ def train_and_save(
     trainer.save_model(str(final_checkpoint))
     setup.state.wait_for_everyone()
     return TrainOutcome(final_checkpoint, trainer.state.global_step, output.training_loss, eval_metrics, mlflow_run_id)
+
+
+def _checkpointing_left_to_us(args_conf: HFTrainingArguments, training_args: TrainingArguments) -> bool:
+    """CUDA, no FSDP/DeepSpeed (they bring their own), and the config sets neither checkpointing field."""
+    chosen = {"gradient_checkpointing", "activation_checkpointing"} & args_conf.model_fields_set
+    sharded = bool(args_conf.fsdp) or args_conf.deepspeed is not None
+    return training_args.device.type == "cuda" and not chosen and not sharded

@@ -154,6 +154,10 @@ def run_dpo(
         tokenizer_setup.assistant_end,
         new_basemodel_name=None,
         defer_new_adapter=True,
+        # chosen and rejected go through the model together
+        tokens_per_micro_batch=2
+        * setup.plan.per_device_train_batch_size
+        * int(getattr(training_args, "max_length", 0) or 1024),
     )
     trainer_kwargs: dict[str, Any] = {"peft_config": loaded.peft_config}
     if config.trainer_name in ("dpo", "kto"):

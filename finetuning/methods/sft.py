@@ -83,6 +83,7 @@ def run_sft(
         tokenizer,
         tokenizer_setup.assistant_end,
         new_basemodel_name=config.sft_args.save_name_if_new_basemodel,
+        tokens_per_micro_batch=setup.plan.per_device_train_batch_size * config.sft_args.max_seq_length,
     )
     n_train, n_eval = len(train_dataset), len(eval_dataset or [])
     collator, train_dataset, eval_dataset = _batching(
