@@ -54,8 +54,7 @@ def run_sft(
     args_conf, run_conf = config.training_args, config.run_conf
     setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options)
     training_args = training_arguments(setup, args_conf, run_conf.determinism)
-    if "use_liger_kernel" not in args_conf.model_fields_set and liger_kernels_available(training_args):
-        training_args.use_liger_kernel = True  # fused kernels and a fused linear + cross-entropy on GPUs
+    _gpu_defaults(args_conf.model_fields_set, training_args, setup.plan.num_processes)
     events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": setup.describe()})
 
     events.phase("loading_tokenizer")
@@ -157,8 +156,18 @@ def _batching(
     return collator, packed_train, packed_eval
 
 
-def liger_kernels_available(training_args: Any) -> bool:
-    """Whether Liger's Triton kernels can run: installed (the CUDA worker image has them) and training on a GPU."""
+def _gpu_defaults(chosen: set[str], training_args: Any, num_processes: int) -> None:
+    """On a CUDA device, for what the config leaves unset: Liger's fused kernels (and its fused linear +
+    cross-entropy) when installed (the CUDA worker image has them), and batches built by two loader processes per
+    training process while the GPU computes (pinned memory is the Trainer's default)."""
     import importlib.util
+    import os
 
-    return training_args.device.type == "cuda" and importlib.util.find_spec("liger_kernel") is not None
+    if training_args.device.type != "cuda":
+        return
+    if "use_liger_kernel" not in chosen and importlib.util.find_spec("liger_kernel") is not None:
+        training_args.use_liger_kernel = True
+    if "dataloader_num_workers" not in chosen:
+        training_args.dataloader_num_workers = min(2, max(0, (os.cpu_count() or 1) // max(1, num_processes) - 1))
+        if training_args.dataloader_num_workers and "dataloader_persistent_workers" not in chosen:
+            training_args.dataloader_persistent_workers = True
