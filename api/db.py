@@ -7,8 +7,13 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+
+# seconds a new connection may take before the database counts as unreachable (a partitioned host never refuses)
+CONNECT_TIMEOUT_S = 5
 
 
 def make_engine(url: str) -> Engine:
@@ -27,8 +32,20 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    # a fixed pool: overflow connections are closed on return, and reconnecting under load costs ~10 ms each
-    return create_engine(url, pool_size=10, max_overflow=0, pool_pre_ping=True)
+    # a fixed pool: overflow connections are closed on return, and reconnecting under load costs ~10 ms each.
+    # pre-ping: a connection that died in the pool (a database restart) is replaced, not handed to a request.
+    # connect_timeout: an unreachable host fails in seconds, not minutes (a connect_timeout in the URL wins)
+    wanted = url.startswith("postgresql") and "connect_timeout" not in make_url(url).query
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if wanted else {}
+    return create_engine(url, pool_size=10, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database cannot be reached or used right now (down, restarting, connection lost,
+    pool exhausted, statement cancelled): worth retrying later, unlike a bug or a constraint violation."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 @lru_cache

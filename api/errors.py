@@ -16,8 +16,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.db import is_unavailable
 from finetuning.config.base import format_loc
 
 logger = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ def error_response(exc: ApiError) -> JSONResponse:
 
 
 # Documented on every route that can answer these, so generated clients know the error type.
-def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+def error_responses(*codes: int, database: bool = True) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         401: "Missing, unknown or revoked API token",
         404: "No such job in the caller's project",
@@ -90,11 +92,13 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         415: "Unsupported Content-Type",
         422: "Invalid request: the param names the field",
+        429: "Too many active jobs in the project (`too_many_jobs`); retry after `Retry-After` seconds",
         500: "Internal error (the message has a reference to the service log)",
-        503: "A dependency is unreachable",
+        503: "The database (or another dependency) is unreachable; retry after `Retry-After` seconds",
     }
-    # every route can answer 422 (a bad parameter) and, for a bug, 500: both in the envelope, not FastAPI's shape
-    wanted = sorted({*codes, 422, 500})
+    # every route can answer 422 (a bad parameter) and 500 for a bug, and one that reads the database (``database``)
+    # 503 while it is unreachable: all in the envelope, not FastAPI's shape
+    wanted = sorted({*codes, 422, 500, *((503,) if database else ())})
     return {code: {"model": ErrorResponse, "description": descriptions.get(code, "Error")} for code in wanted}
 
 
@@ -147,6 +151,29 @@ async def _validation_error_handler(_request: Request, exc: Exception) -> JSONRe
     return error_response(ApiError(422, "invalid_parameter", message, first.param, details=issues))
 
 
+DATABASE_RETRY_AFTER_S = 5
+
+
+def database_unavailable() -> ApiError:
+    return ApiError(
+        503,
+        "database_unavailable",
+        f"the job database is unreachable right now: retry in {DATABASE_RETRY_AFTER_S} s (repeat a submission with "
+        "the same Idempotency-Key, so that it cannot make a second job)",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
+async def _database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    # a database that is down or restarting is the platform's problem and worth a retry: 503, not a 500
+    if not is_unavailable(exc):
+        return await _unexpected_error_handler(request, exc)
+    logger.warning(
+        "database unavailable on %s %s: %s", request.method, request.url.path, type(getattr(exc, "orig", exc)).__name__
+    )
+    return error_response(database_unavailable())
+
+
 async def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
     # the reference ties the client's answer to the server log without showing the client any internals
     reference = uuid.uuid4().hex[:12]
@@ -159,4 +186,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
+    app.add_exception_handler(SQLAlchemyError, _database_error_handler)
     app.add_exception_handler(Exception, _unexpected_error_handler)

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from api.models import Job, JobEvent
+
+MAX_EVENT_ID = 2**63 - 1  # the largest value of the event id column (BIGINT; SQLite INTEGER)
 
 
 def get_job(session: Session, project: str, job_id: str, *, for_update: bool = False) -> Job | None:
@@ -62,6 +64,21 @@ def list_jobs(
     return list(session.scalars(query))
 
 
+def count_jobs_by_status(session: Session, project: str, statuses: Sequence[str]) -> dict[str, int]:
+    """How many of the project's jobs are in each of ``statuses`` (absent: none)."""
+    query = (
+        select(Job.status, func.count()).where(Job.project == project, Job.status.in_(statuses)).group_by(Job.status)
+    )
+    return {status: int(count) for status, count in session.execute(query)}
+
+
+def lock_project_submissions(session: Session, project: str) -> None:
+    """Serialises the project's submissions until the transaction ends, so a per-project limit holds under
+    concurrent requests (a transaction-scoped advisory lock on Postgres; SQLite serialises writers anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"submit:{project}"})
+
+
 def add_job(session: Session, job: Job) -> None:
     session.add(job)
 
@@ -82,6 +99,9 @@ def list_events(
     types: Sequence[str] | None = None,
 ) -> list[JobEvent]:
     """A job's events with ids above ``after``, oldest first."""
+    # ids are 64-bit: a larger cursor (a client's `after` or Last-Event-ID) has nothing after it, and must not reach
+    # the database as an out-of-range parameter (a 500 on Postgres and SQLite alike)
+    after = min(after, MAX_EVENT_ID)
     query = (
         select(JobEvent)
         .join(Job, Job.id == JobEvent.job_id)

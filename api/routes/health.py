@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy import text
 
 from api.deps import SettingsDep
-from api.errors import ApiError, ErrorIssue, error_responses
+from api.errors import DATABASE_RETRY_AFTER_S, ApiError, ErrorIssue, error_responses
 from api.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -14,7 +14,7 @@ router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_S = 2.0
 
 
-@router.get("/healthz", name="get_health", response_model=Health, responses=error_responses())
+@router.get("/healthz", name="get_health", response_model=Health, responses=error_responses(database=False))
 def get_health() -> Health:
     """The process answers (liveness)."""
     return Health(status="ok")
@@ -59,5 +59,7 @@ def get_readiness(request: Request, settings: SettingsDep) -> Readiness:
             failures.append(ErrorIssue(param=name, message=checks[name]))
     if failures:
         names = " and ".join(f.param or "" for f in failures)
-        raise ApiError(503, "not_ready", f"not ready: {names} unreachable", failures[0].param, details=failures)
+        message = f"not ready: {names} unreachable"
+        retry = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+        raise ApiError(503, "not_ready", message, failures[0].param, details=failures, headers=retry)
     return Readiness(status="ready", checks=checks)
