@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi clean
+.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi fuzz clean chaos bench
 
 install: $(STAMP)
 
@@ -23,17 +23,34 @@ $(STAMP): pyproject.toml constraints.txt
 test: install
 	eval "$$($(BIN)/python scripts/test_services.py)" && OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# Faults injected while tiny-model jobs train, against the API, 3 workers and a Postgres and a Redis of its own:
+# kill -9 / SIGTERM of workers, Redis and Postgres restarts, API restarts, duplicate messages. Prints a table (and
+# .cache/chaos/results.json); fails when a job was lost, ran twice, got stuck or lost events. CHAOS_TRIALS=N per fault.
+chaos: install
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python tests/chaos/chaos.py --trials $${CHAOS_TRIALS:-50}
+
+# The security suite at full size: schemathesis over every API operation (FUZZ_EXAMPLES per operation, default 150:
+# thousands of requests, FUZZ_COVERAGE=1 adds the coverage phase) and hypothesis over the config parser. Prints the
+# number of requests and of server errors.
+fuzz: install
+	eval "$$($(BIN)/python scripts/test_services.py)" && FUZZ_PROFILE=full OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests/security
+
 test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: install
-	$(BIN)/ruff check finetuning api worker ftjob migrations scripts tests
-	$(BIN)/ruff format --check finetuning api worker ftjob migrations scripts tests
+	$(BIN)/ruff check finetuning api worker ftjob migrations scripts tests bench
+	$(BIN)/ruff format --check finetuning api worker ftjob migrations scripts tests bench
 	$(BIN)/mypy
 
 # The service end to end over HTTP: API + worker, SFT -> merge -> generate chained by job id.
 demo: install
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python scripts/demo.py
+
+# SFT throughput of the engine against stock TRL on the CPU (a few minutes; one thread per run): prints a table and
+# writes bench/results/cpu.json. On a GPU: .venv/bin/python bench/sft_throughput.py --device cuda (bench/README.md).
+bench: install
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/sft_throughput.py --device cpu
 
 # The engine alone: `finetuning sft` on the tiny model, then the adapter's answers.
 demo-engine: install

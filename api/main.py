@@ -15,7 +15,7 @@ from fastapi.routing import APIRoute
 from api import routes
 from api.db import session_factory
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware
+from api.middleware import BodyLimitMiddleware, NulCharacterMiddleware
 from api.observability import RequestContextMiddleware, use_json_logs
 from api.openapi import install_openapi
 from api.schemas import MLFLOW_UI_URL
@@ -76,6 +76,7 @@ def create_app(
     app.state.stream_timing = StreamTiming(poll_seconds=poll_seconds, heartbeat_seconds=heartbeat_seconds)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(NulCharacterMiddleware)
     app.include_router(routes.health.router)
     app.include_router(routes.v1_router)
     http_metrics = None

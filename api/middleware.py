@@ -1,6 +1,8 @@
-"""A request body size limit that answers in the service's error envelope (413)."""
+"""A request body size limit (413) and a NUL-character guard (422) that answer in the service's error envelope."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -45,3 +47,34 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class NulCharacterMiddleware:
+    """Refuses a NUL character in the URL path, a query parameter or a header (422 naming it): nothing can match
+    it, and Postgres text cannot hold it, so it would otherwise fail deep in a query as a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    @staticmethod
+    def _offending(scope: Scope) -> str | None:
+        if "\x00" in scope.get("path", ""):
+            return "path"
+        query = scope.get("query_string", b"").decode("latin-1")
+        if "%00" in query or "\x00" in query:
+            for name, value in parse_qsl(query, keep_blank_values=True):
+                if "\x00" in name or "\x00" in value:
+                    return name.replace("\x00", "\\x00") or "query"
+        for name, value in scope.get("headers") or []:
+            if b"\x00" in value:
+                return name.decode("latin-1").title()
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        where = self._offending(scope) if scope["type"] == "http" else None
+        if where is None:
+            await self.app(scope, receive, send)
+            return
+        param = None if where == "path" else where
+        bad = ApiError(422, "invalid_parameter", f"the request's {where} contains a NUL character", param)
+        await error_response(bad)(scope, receive, send)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, false
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -85,6 +85,14 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the cancel asks a training job to save a checkpoint first (POST .../cancel?checkpoint=true)
+    cancel_checkpoint: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # one entry per claim: {attempt, worker, started_at, ended_at, outcome, reason, checkpoint}
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list, server_default="[]")
+    # claims that don't count against max_attempts: hand-backs (worker shutdown) and those before a resume
+    uncounted_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # a job requeued after a lost worker waits until then (back-off); the re-sent message carries the same countdown
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -53,12 +53,43 @@ def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
         ) from None
     except yaml.YAMLError as exc:
         raise ApiError(422, "invalid_body", f"the body is not valid YAML: {exc}") from None
-    except (RecursionError, UnicodeDecodeError, ValueError) as exc:
+    except Exception as exc:
+        # PyYAML's safe loader raises more than YAMLError on bad input: ValueError (2024-13-45), IndexError
+        # ('!!int '), KeyError ('!!bool '), AttributeError ('!!timestamp x'); and nesting too deep: RecursionError
         raise ApiError(422, "invalid_body", f"the body could not be read: {type(exc).__name__}") from None
     if not isinstance(data, dict):
         got = "nothing" if data is None else type(data).__name__
         raise ApiError(422, "invalid_body", f"the body must be a mapping of config sections, not {got}")
+    _refuse_unstorable_text(data)
     return data
+
+
+def _unstorable(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "an unpaired surrogate (e.g. \\ud800 in JSON)"
+    return None
+
+
+def _refuse_unstorable_text(data: dict[str, Any]) -> None:
+    """A key or string with a NUL character or an unpaired surrogate is refused (422 naming its path): no path or
+    name holds one, and Postgres cannot store it (the config is kept as JSONB), so it would otherwise be a 500."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        loc, node = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        for key, value in items:
+            child = f"{loc}[{key}]" if isinstance(key, int) else f"{loc}.{key}" if loc else str(key)
+            problem = (_unstorable(key) if isinstance(key, str) else None) or (
+                _unstorable(value) if isinstance(value, str) else None
+            )
+            if problem:
+                param = child.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+                raise ApiError(422, "invalid_body", f"{param}: {problem} is not accepted", param)
+            stack.append((child, value))
 
 
 def _load_yaml(body: bytes) -> Any:
@@ -141,13 +172,17 @@ class _Resolver:
             allowed = ", ".join(str(r) for r in roots)
             self.fail(422, "path_not_allowed", loc, f"'{value}' is outside the allowed roots ({allowed})")
             return None
-        if want_dir and not path.is_dir():
-            what = "is a file; a folder is needed" if path.exists() else "does not exist (no such folder)"
-            self.fail(422, "path_not_found", loc, f"'{value}' {what}")
-            return None
-        if not want_dir and not path.is_file():
-            what = "is a folder; a file is needed" if path.exists() else "does not exist (no such file)"
-            self.fail(422, "path_not_found", loc, f"'{value}' {what}")
+        try:
+            if want_dir and not path.is_dir():
+                what = "is a file; a folder is needed" if path.exists() else "does not exist (no such folder)"
+                self.fail(422, "path_not_found", loc, f"'{value}' {what}")
+                return None
+            if not want_dir and not path.is_file():
+                what = "is a folder; a file is needed" if path.exists() else "does not exist (no such file)"
+                self.fail(422, "path_not_found", loc, f"'{value}' {what}")
+                return None
+        except OSError as exc:  # e.g. a name longer than the file system allows (ENAMETOOLONG)
+            self.fail(422, "invalid_path", loc, f"not a usable path: {exc.strerror or type(exc).__name__}")
             return None
         return str(path)
 

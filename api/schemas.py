@@ -42,6 +42,22 @@ class JobInput(BaseModel):
     path: str
 
 
+class JobAttempt(BaseModel):
+    """One run of the job on a worker."""
+
+    attempt: int = Field(description="The claim's number (the job's `attempt` then).")
+    worker: str | None = Field(default=None, description="`<celery hostname>:<pool process pid>`.")
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    outcome: str = Field(
+        default="running",
+        description="running, succeeded, failed, cancelled, handed_back (its worker shut down: queued again, not "
+        "counted against the attempt limit) or lost (its worker stopped answering).",
+    )
+    reason: str | None = Field(default=None, description="e.g. worker_shutdown, worker_lost, or the error code.")
+    checkpoint: str | None = Field(default=None, description="The checkpoint the run saved when it was stopped.")
+
+
 class JobLinks(BaseModel):
     mlflow: str | None = Field(
         default=None,
@@ -61,6 +77,10 @@ class JobRead(BaseModel):
     labels: dict[str, str]
     queue: str
     attempt: int = Field(description="How many times a worker has claimed the job.")
+    attempts: list[JobAttempt] = Field(default_factory=list, description="Each run of the job, oldest first.")
+    not_before: datetime | None = Field(
+        default=None, description="A job requeued after its worker was lost waits until then (back-off)."
+    )
     progress: JobProgress
     created_at: datetime
     started_at: datetime | None

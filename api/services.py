@@ -101,6 +101,14 @@ def submit_job(
         resolved["training_config"] = plan.training_config
     if plan.overridden:
         resolved["overridden"] = plan.overridden
+    if settings.max_queued_jobs_per_project or settings.max_active_jobs_per_project:
+        repository.lock_project_submissions(session, project)
+        if meta.idempotency_key:
+            # a concurrent request with this key may have committed while we waited for the lock: a replay
+            existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key)
+            if existing is not None:
+                return _replayed(existing, kind), False
+        _enforce_job_limits(session, settings, project)
     job = Job(
         id=job_id,
         project=project,
@@ -128,6 +136,35 @@ def submit_job(
         return _replayed(existing, kind), False
     after_commit(session, partial(_dispatch, settings, job.id, job.queue))
     return job, True
+
+
+JOB_LIMIT_RETRY_AFTER_S = 30
+UNFINISHED_STATUSES = tuple(s.value for s in JobStatus if not s.terminal)
+
+
+def _enforce_job_limits(session: Session, settings: ServiceSettings, project: str) -> None:
+    """429 too_many_jobs when the project already has as many queued, or unfinished, jobs as it may."""
+    counts = repository.count_jobs_by_status(session, project, UNFINISHED_STATUSES)
+    queued = counts.get(JobStatus.QUEUED.value, 0)
+    active = sum(counts.values())
+    for limit, count, what, name in (
+        (settings.max_queued_jobs_per_project, queued, "queued", "max_queued_jobs_per_project"),
+        (
+            settings.max_active_jobs_per_project,
+            active,
+            "unfinished (queued, running or cancelling)",
+            "max_active_jobs_per_project",
+        ),
+    ):
+        if limit and count >= limit:
+            raise ApiError(
+                429,
+                "too_many_jobs",
+                f"project {project!r} has {count} {what} jobs and may have at most {limit} ({name}): wait for some "
+                "to start or finish, or cancel jobs it no longer needs (POST /v1/jobs/{job_id}/cancel), then submit "
+                "again",
+                headers={"Retry-After": str(JOB_LIMIT_RETRY_AFTER_S)},
+            )
 
 
 def _replayed(job: Job, kind: JobKind) -> Job:
@@ -177,8 +214,10 @@ def list_jobs(
     return jobs[:limit], (jobs[limit - 1].id if len(jobs) > limit else None)
 
 
-def cancel_job(session: Session, project: str, job_id: str) -> Job:
-    """Idempotent: a queued job is cancelled at once; a running one is asked to stop (the worker finishes it)."""
+def cancel_job(session: Session, project: str, job_id: str, *, checkpoint: bool = False) -> Job:
+    """Idempotent: a queued job is cancelled at once; a running one is asked to stop (the worker finishes it).
+    ``checkpoint``: a running training job saves a checkpoint at its next step first (``artifacts.checkpoint``), so
+    that :func:`resume_job` can continue it."""
     job = repository.get_job(session, project, job_id, for_update=True)
     if job is None:
         raise not_found("job", job_id)
@@ -187,17 +226,81 @@ def cancel_job(session: Session, project: str, job_id: str) -> Job:
         job.status = JobStatus.CANCELLED.value
         job.cancel_requested = True
         job.finished_at = utcnow()
-        repository.add_event(session, job, "job", {"status": job.status, "attempt": job.attempt})
+        data: dict[str, Any] = {"status": job.status, "attempt": job.attempt}
+        if checkpoint and (job.artifacts or {}).get("checkpoint"):
+            data["checkpoint"] = job.artifacts["checkpoint"]  # saved when an earlier run was handed back
+        repository.add_event(session, job, "job", data)
     elif status == JobStatus.RUNNING:
         job.status = JobStatus.CANCEL_REQUESTED.value
         job.cancel_requested = True
-        repository.add_event(session, job, "job", {"status": job.status, "attempt": job.attempt})
+        job.cancel_checkpoint = checkpoint and job.kind in TRAINING_KINDS
+        data = {"status": job.status, "attempt": job.attempt}
+        if job.cancel_checkpoint:
+            data["save_checkpoint"] = True
+        repository.add_event(session, job, "job", data)
     elif status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise ApiError(
             409, "job_finished", f"job {job.id} already {status.value}; only a queued or running job can be cancelled"
         )
     session.flush()
     return job
+
+
+def resume_job(session: Session, settings: ServiceSettings, project: str, job_id: str) -> Job:
+    """Queue a cancelled or failed training job again, to continue from the newest checkpoint in its output folder
+    (one saved by a cancel with checkpoint, a worker's hand-back, or ``save_strategy``); its runs so far no longer
+    count against ``max_attempts``. 409 ``not_resumable`` when it is not such a job or saved no checkpoint."""
+    job = repository.get_job(session, project, job_id, for_update=True)
+    if job is None:
+        raise not_found("job", job_id)
+    if job.kind not in TRAINING_KINDS:
+        raise ApiError(409, "not_resumable", f"job {job.id} is a {job.kind} job; only sft and dpo jobs can be resumed")
+    if job.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
+        raise ApiError(
+            409, "not_resumable", f"job {job.id} is {job.status}; only a cancelled or failed job can be resumed"
+        )
+    checkpoint = _newest_checkpoint(job)
+    if checkpoint is None:
+        raise ApiError(
+            409,
+            "not_resumable",
+            f"job {job.id} saved no checkpoint to resume from; cancel with ?checkpoint=true, or set "
+            "training_args.save_strategy to save checkpoints while training",
+        )
+    job.status = JobStatus.QUEUED.value
+    job.cancel_requested = False
+    job.cancel_checkpoint = False
+    job.error = None
+    job.finished_at = None
+    job.worker = None
+    job.lease_expires_at = None
+    job.not_before = None
+    job.uncounted_attempts = job.attempt  # a fresh max_attempts budget
+    job.artifacts = {**(job.artifacts or {}), "checkpoint": str(checkpoint)}
+    data = {"status": job.status, "attempt": job.attempt, "reason": "resumed", "checkpoint": str(checkpoint)}
+    repository.add_event(session, job, "job", data)
+    session.flush()
+    after_commit(session, partial(_dispatch, settings, job.id, job.queue))
+    return job
+
+
+def _newest_checkpoint(job: Job) -> Path | None:
+    """The checkpoint a training job would resume from: the newest ``checkpoint-<step>`` folder with a
+    ``trainer_state.json`` in its output folder (where the one it stopped with lies too)."""
+    recorded = (job.artifacts or {}).get("checkpoint")
+    folders = [Path(recorded).parent] if isinstance(recorded, str) and recorded else []
+    output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
+    if isinstance(output_dir, str) and output_dir:
+        folders.append(Path(output_dir))
+    found: list[tuple[int, Path]] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for child in folder.iterdir():
+            step = child.name.removeprefix("checkpoint-")
+            if step.isdigit() and (child / "trainer_state.json").is_file():
+                found.append((int(step), child))
+    return max(found)[1] if found else None
 
 
 def list_events(

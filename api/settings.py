@@ -57,7 +57,33 @@ class ServiceSettings(BaseSettings):
         default=15.0, gt=0, description="How often each worker looks for lost jobs and queued jobs without a message."
     )
     cancel_grace_seconds: float = Field(default=5.0, ge=0, description="SIGTERM to SIGKILL delay when cancelling.")
+    shutdown_grace_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="A worker asked to stop (SIGTERM) gives its running training job this long to save a checkpoint "
+        "at its next step and exit (a cancel with checkpoint too); then the engine is killed. Either way the job goes "
+        "back to the queue (or ends cancelled) and resumes from its newest checkpoint.",
+    )
+    requeue_backoff_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="A job requeued after its worker was lost waits this long before it runs again, doubled for each "
+        "further lost run.",
+    )
+    requeue_backoff_max_seconds: float = Field(default=300.0, ge=0, description="The longest such wait.")
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest accepted request body.")
+    max_queued_jobs_per_project: int = Field(
+        default=100,
+        ge=0,
+        description="Queued jobs (waiting for a worker) one project may have; a submission beyond it answers 429 "
+        "too_many_jobs. Guards the queue and the other projects against a runaway script. 0: no limit.",
+    )
+    max_active_jobs_per_project: int = Field(
+        default=200,
+        ge=0,
+        description="Unfinished jobs (queued, running or cancelling) one project may have; a submission beyond it "
+        "answers 429 too_many_jobs. 0: no limit.",
+    )
     engine_python: str | None = Field(
         default=None, description="Python that runs the engine CLIs (default: the worker's own interpreter)."
     )

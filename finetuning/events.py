@@ -173,8 +173,10 @@ class EventWriter:
         error: EventError | Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
         artifacts: Mapping[str, str] | None = None,
+        checkpoint: Path | str | None = None,
     ) -> dict[str, Any] | None:
-        """The run's final event: its status, the error when it failed, final metrics and artifacts (model path...)."""
+        """The run's final event: its status, the error when it failed, final metrics and artifacts (model path...);
+        ``checkpoint``: the folder a run stopped on request saved (``cancelled``), to resume from."""
         status = RunStatus(status)
         if status is RunStatus.FAILED and error is None:
             raise ValueError("a failed status needs an error {code, message, param} saying what went wrong")
@@ -184,6 +186,7 @@ class EventWriter:
             error=None if error is None else _error_fields(error),
             metrics=dict(metrics or {}),
             artifacts={key: str(value) for key, value in (artifacts or {}).items()},
+            checkpoint=None if checkpoint is None else str(checkpoint),
         )
 
     def close(self) -> None:

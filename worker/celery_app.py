@@ -6,6 +6,9 @@ hold a second long job) and Redis' visibility timeout (24 h) is longer than almo
 running job's message to another worker. When it does, the database claim (a lease with a fencing token) makes the
 second delivery exit without running anything: the database lease, not the broker, decides who runs a job and
 notices lost workers.
+
+Shutdown: a worker sent SIGTERM (a warm shutdown) does not wait for its running job to finish: the job saves a
+checkpoint, goes back to the queue and the worker exits within ``shutdown_grace_seconds`` (:mod:`worker.shutdown`).
 """
 
 from __future__ import annotations
@@ -85,5 +88,8 @@ def __getattr__(name: str) -> Celery:
         from worker.recovery import install_recovery
 
         install_recovery(settings)  # lost workers' jobs and vanished messages are found and sent again
+        from worker.shutdown import install_shutdown
+
+        install_shutdown()  # a worker asked to stop hands its running job back (with a checkpoint) and exits
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

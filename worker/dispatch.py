@@ -30,6 +30,7 @@ def _producer(settings: ServiceSettings) -> Celery:
         return app
 
 
-def enqueue_job(settings: ServiceSettings, job_id: str, queue: str) -> None:
-    """Send ``jobs.run(job_id)`` to ``queue``. Sending twice is harmless: the worker's claim runs a job once."""
-    _producer(settings).send_task(TASK_NAME, args=[job_id], queue=queue)
+def enqueue_job(settings: ServiceSettings, job_id: str, queue: str, *, countdown: float | None = None) -> None:
+    """Send ``jobs.run(job_id)`` to ``queue``, to run no sooner than ``countdown`` seconds from now (a back-off).
+    Sending twice is harmless: the worker's claim runs a job once."""
+    _producer(settings).send_task(TASK_NAME, args=[job_id], queue=queue, countdown=countdown or None)

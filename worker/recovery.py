@@ -6,24 +6,27 @@ places at once is safe, because a re-sent message only starts a job that its cla
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import transaction
 from api.models import Job, JobEvent, JobStatus
 from api.settings import ServiceSettings
 from worker.observability import unpooled_sessions
-from worker.store import ACTIVE_STATUSES, JOB_EVENT, _now
+from worker.store import ACTIVE_STATUSES, JOB_EVENT, _now, record_attempt
 
 logger = logging.getLogger(__name__)
 
-Dispatch = Callable[[ServiceSettings, str, str], None]
+# ``send(settings, job_id, queue)``, optionally taking ``countdown=`` seconds (the back-off of a requeued job)
+Dispatch = Callable[..., None]
 
 
 @dataclass
@@ -42,52 +45,86 @@ def _sessions(database_url: str) -> sessionmaker[Session]:
 
 
 def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Recovery:
-    """Requeue (or fail, after ``max_attempts`` runs) jobs whose lease expired, finish cancels their lost worker
-    never carried out, and send queued jobs that waited a lease period without being claimed again."""
+    """Requeue (or fail, after ``max_attempts`` counted runs) jobs whose lease expired, finish cancels their lost
+    worker never carried out, and send queued jobs that waited a lease period without being claimed again.
+
+    A requeued job's message is sent with a countdown that doubles with each lost run (``requeue_backoff_seconds``,
+    at most ``requeue_backoff_max_seconds``), shown as ``not_before`` on the job and ``retry_in_s`` in its event, so a
+    job that kills its workers does not hot-loop. Jobs a worker handed back while shutting down (their runs are
+    uncounted) never reach this: they are queued and sent again by that worker."""
     from worker.dispatch import enqueue_job
 
     send = dispatch or enqueue_job
     report = Recovery()
-    to_send: list[tuple[str, str]] = []
+    to_send: list[tuple[str, str, float]] = []
     # unpooled: this runs in Celery's main process, which forks pool processes that must not share a connection
     with transaction(_sessions(settings.database_url)) as session:
         now = _now(session)
         quiet = now - timedelta(seconds=settings.lease_seconds)
+        # the same instant as a value, for the events and the back-off
+        clock = now if isinstance(now, datetime) else session.execute(select(now)).scalar_one()
         lost = session.execute(
-            select(Job.id, Job.attempt, Job.queue, Job.cancel_requested)
+            select(Job.id, Job.attempt, Job.uncounted_attempts, Job.queue, Job.cancel_requested)
             .where(Job.status.in_(ACTIVE_STATUSES), Job.lease_expires_at < now)
             .with_for_update(skip_locked=True)
         ).all()
-        for job_id, attempt, queue, cancel_requested in lost:
+        for job_id, attempt, uncounted, queue, cancel_requested in lost:
             still_lost = and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE_STATUSES))
+            # hand-backs (a worker shut down cleanly) and the runs before a resume don't count
+            counted = attempt - (uncounted or 0)
+            entry: dict[str, Any] = {"ended_at": clock.isoformat(), "reason": "worker_lost"}
             if cancel_requested:
-                values = {"status": JobStatus.CANCELLED.value, "finished_at": now}
+                values: dict[str, Any] = {"status": JobStatus.CANCELLED.value, "finished_at": now}
                 report.cancelled.append(job_id)
-                event = {"status": JobStatus.CANCELLED.value, "attempt": attempt, "reason": "worker_lost"}
-            elif attempt >= settings.max_attempts:
+                event: dict[str, Any] = {
+                    "status": JobStatus.CANCELLED.value,
+                    "attempt": attempt,
+                    "reason": "worker_lost",
+                }
+                entry["outcome"] = "cancelled"
+            elif counted >= settings.max_attempts:
                 error = {
                     "code": "worker_lost",
-                    "message": f"the worker running this job stopped answering, {attempt} times: given up",
+                    "message": f"the worker running this job stopped answering, {counted} times: given up",
                     "param": None,
                 }
                 values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
                 report.failed.append(job_id)
                 event = {"status": JobStatus.FAILED.value, "attempt": attempt, "error": error}
+                entry["outcome"] = "failed"
             else:
-                values = {"status": JobStatus.QUEUED.value, "worker": None}
+                delay = backoff_seconds(settings, counted)
+                not_before = clock + timedelta(seconds=delay)
+                values = {"status": JobStatus.QUEUED.value, "worker": None, "not_before": not_before}
                 report.requeued.append(job_id)
-                to_send.append((job_id, queue))
-                event = {"status": JobStatus.QUEUED.value, "attempt": attempt, "reason": "worker_lost"}
-            session.execute(
+                to_send.append((job_id, queue, delay))
+                event = {
+                    "status": JobStatus.QUEUED.value,
+                    "attempt": attempt,
+                    "reason": "worker_lost",
+                    "retry_in_s": delay,
+                    "not_before": not_before.isoformat(),
+                }
+                entry["outcome"] = "lost"
+            done = session.execute(
                 update(Job)
                 .where(still_lost)
                 .values(lease_expires_at=None, updated_at=now, **values)
+                .returning(Job.id)
                 .execution_options(synchronize_session=False)
-            )
+            ).first()
+            if done is None:
+                continue
             session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=event))
+            record_attempt(session, job_id, attempt, entry)
         waiting = session.execute(
             select(Job.id, Job.queue)
-            .where(Job.status == JobStatus.QUEUED.value, Job.updated_at < quiet)
+            .where(
+                Job.status == JobStatus.QUEUED.value,
+                Job.updated_at < quiet,
+                # a job waiting out its back-off has its message (with a countdown) in the queue already
+                or_(Job.not_before.is_(None), Job.not_before < quiet),
+            )
             .with_for_update(skip_locked=True)
         ).all()
         for job_id, queue in waiting:
@@ -96,16 +133,34 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
                 update(Job).where(Job.id == job_id).values(updated_at=now).execution_options(synchronize_session=False)
             )
             report.redispatched.append(job_id)
-            to_send.append((job_id, queue))
-    for job_id, queue in to_send:  # after the commit: a worker that takes the message finds the job claimable
+            to_send.append((job_id, queue, 0.0))
+    for job_id, queue, delay in to_send:  # after the commit: a worker that takes the message finds the job claimable
         try:
-            send(settings, job_id, queue)
+            if delay > 0 and _takes_countdown(send):
+                send(settings, job_id, queue, countdown=delay)
+            else:
+                send(settings, job_id, queue)
         except Exception:  # the broker is down: the next pass sends it again
             logger.warning("could not re-send job %s to queue %s", job_id, queue, exc_info=True)
     for name in ("requeued", "failed", "cancelled", "redispatched"):
         if getattr(report, name):
             logger.warning("recovery: %s %s", name, ", ".join(getattr(report, name)))
     return report
+
+
+def backoff_seconds(settings: ServiceSettings, counted: int) -> float:
+    """How long a job requeued after its ``counted``-th lost run waits: ``requeue_backoff_seconds`` doubled per run,
+    at most ``requeue_backoff_max_seconds``."""
+    base = settings.requeue_backoff_seconds
+    return float(min(base * 2 ** max(counted - 1, 0), settings.requeue_backoff_max_seconds))
+
+
+def _takes_countdown(send: Callable[..., None]) -> bool:
+    try:
+        parameters = inspect.signature(send).parameters
+    except (TypeError, ValueError):
+        return False
+    return "countdown" in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def install_recovery(settings: ServiceSettings) -> None:

@@ -6,8 +6,14 @@ What is stored (``job_events``, in arrival order):
   the line as a terminal would, so a progress bar is stored as its last state, not as every redraw.
 - the engine's events (docs/events.md) under their own type, the whole event as data (``v``, ``seq``, ``time``, ...).
   The engine's own ``log`` events share the type ``log`` and carry ``level`` and ``message`` instead of ``line``.
-- ``job`` ``{"status", "attempt", ...}``: the claim (``worker``) and the outcome (``error``, ``exit_code``).
+- ``job`` ``{"status", "attempt", ...}``: the claim (``worker``) and the outcome (``error``, ``exit_code``,
+  ``checkpoint``); a hand-back is ``{"status": "queued", "attempt", "reason": "worker_shutdown", "checkpoint"}``.
 - ``process`` ``{"pid", "pgid", "attempt", "argv"}``: the child once it started.
+
+Stopping with a checkpoint: when this worker is shutting down (:mod:`worker.shutdown`) or a cancel asks for a
+checkpoint, a training engine gets ``SIGUSR1`` (repeated each second until it exits: it ignores the signal until its
+handler is installed, as does ``accelerate launch``), saves a checkpoint at its next step and exits 75 with a final
+``status`` event naming it; after ``shutdown_grace_seconds`` it is killed. Other jobs get ``SIGTERM`` (they start over).
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from api.jobkinds import EngineCommand, engine_command
 from api.models import JobKind, JobStatus
 from api.observability import job_context
 from api.settings import ServiceSettings
-from worker import store
+from finetuning.runtime import OOM_REMEDY, STOP_SIGNAL
+from worker import shutdown, store
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +56,8 @@ MAX_LINE_CHARS = 16_000  # longer lines are cut (a line without newline is broke
 STDERR_TAIL_LINES = 20  # kept for the message of a crash
 MAX_MESSAGE_CHARS = 4_000
 DRAIN_TIMEOUT_S = 5.0  # for the readers to reach the end of the pipes once the child has exited
+STOP_REPEAT_S = 1.0  # how often the stop signal is sent again until the engine exits
+TRAINING_KINDS = (JobKind.SFT, JobKind.DPO)  # the kinds that save a checkpoint when asked to stop
 
 # The service's own settings (database and broker URLs among them) are not the engine's business: user-supplied code
 # runs in the child (trust_remote_code, chat templates), so they are not passed on.
@@ -90,6 +99,8 @@ class Outcome:
     artifacts: dict[str, Any] | None = None
     metrics: dict[str, Any] | None = None
     exit_code: int | None = None
+    checkpoint: str | None = None  # saved when the run was stopped on request
+    hand_back: bool = False  # this worker is shutting down: the job goes back to the queue
 
 
 def run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | None:
@@ -117,6 +128,8 @@ def _run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | 
         # a bug or a dead database here must not leave the job running until its lease runs out
         log.exception("worker error")
         outcome = Outcome(JobStatus.FAILED, _error("internal_error", f"worker error: {type(exc).__name__}: {exc}"))
+    if outcome.hand_back:
+        return run.hand_back(outcome)
     if not run.finish(outcome):
         return None
     log.info("finished: %s%s", outcome.status.value, f" ({outcome.error['code']})" if outcome.error else "")
@@ -148,6 +161,11 @@ class JobRun:
         self.events_offset = 0
         self.final_status: dict[str, Any] | None = None
         self.cancel_kill_at: float | None = None  # set once the cancel's SIGTERM went out
+        self.cancelled = False  # a cancel is being carried out (SIGTERM, or a stop with checkpoint)
+        self.training = JobKind(claim.kind) in TRAINING_KINDS
+        self.stop_reason: str | None = None  # "shutdown" or "cancel": the engine was asked to stop (SIGUSR1/SIGTERM)
+        self.stop_kill_at: float | None = None  # then killed at this time
+        self.stop_sent_at = 0.0
         self.lease_valid_until = time.monotonic() + settings.lease_seconds
         self.warned_versions: set[Any] = set()
 
@@ -157,6 +175,8 @@ class JobRun:
         """Run the job to its outcome; raises :class:`LeaseLost` when it must stop without recording one."""
         if self.claim.cancel_requested:
             return Outcome(JobStatus.CANCELLED)  # cancelled while it waited in the queue: nothing to run
+        if shutdown.requested():
+            return Outcome(JobStatus.QUEUED, hand_back=True)  # claimed as this worker began to stop: not started
         try:
             command = self.prepare()
         except MissingInput as exc:
@@ -176,7 +196,7 @@ class JobRun:
         resolved = self.claim.resolved
         command = engine_command(
             JobKind(self.claim.kind),
-            retry_config(JobKind(self.claim.kind), resolved["config"], self.claim.attempt),
+            retry_config(JobKind(self.claim.kind), resolved["config"], self.claim.attempt, self.claim.checkpoint),
             self.job_dir,
             python=self.settings.engine_python or sys.executable,
             num_processes=int(resolved.get("num_processes", 1)),
@@ -224,7 +244,9 @@ class JobRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: a cancel reaches every process it starts
-            preexec_fn=die_with_parent(),
+            # the engine's group ignores the stop signal until the engine installs its handler: an early stop is
+            # repeated, and a launcher (accelerate launch) is not killed by it
+            preexec_fn=die_with_parent(ignore=(STOP_SIGNAL,)),
         )
         self.pgid = self.process.pid  # a new session's leader: its pid is the group id
         for name, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
@@ -254,11 +276,15 @@ class JobRun:
             now = time.monotonic()
             if exited:
                 break
+            if shutdown.requested() and self.stop_reason is None and not self.cancelled:
+                self.log.warning("the worker is shutting down: stopping the job to hand it back")
+                self.stop("shutdown")
+            self.repeat_stop(now)
             if now >= next_renewal:
                 next_renewal = now + self.settings.heartbeat_seconds
                 next_cancel_check = now + CANCEL_POLL_S
                 self.check(store.renew_lease, renewal=True)
-            elif now >= next_cancel_check and self.cancel_kill_at is None:
+            elif now >= next_cancel_check and not self.cancelled:
                 next_cancel_check = now + CANCEL_POLL_S
                 self.check(store.lease_state, renewal=False)
             if self.cancel_kill_at is not None and now >= self.cancel_kill_at:
@@ -292,14 +318,53 @@ class JobRun:
             raise LeaseLost
         if renewal:
             self.lease_valid_until = asked_at + self.settings.lease_seconds
-        if state.cancel_requested and self.cancel_kill_at is None:
+        if state.cancel_requested and not self.cancelled:
+            self.cancelled = True
+            if state.cancel_checkpoint and self.training:
+                self.log.info("cancel with checkpoint requested")
+                if self.stop_reason is None:
+                    self.stop("cancel")
+                return
             self.log.info("cancel requested: SIGTERM to process group %s", self.pgid)
             self.signal_group(signal.SIGTERM)
             self.cancel_kill_at = time.monotonic() + self.settings.cancel_grace_seconds
 
+    def stop(self, reason: str) -> None:
+        """Ask the engine to stop: a training run saves a checkpoint first (``SIGUSR1``), other jobs just end
+        (``SIGTERM``); killed after ``shutdown_grace_seconds`` (training) or ``cancel_grace_seconds``."""
+        self.stop_reason = reason
+        now = time.monotonic()
+        if self.training:
+            self.log.info("%s: %s to process group %s", reason, STOP_SIGNAL.name, self.pgid)
+            self.signal_group(STOP_SIGNAL)
+            self.stop_sent_at = now
+            self.stop_kill_at = now + self.settings.shutdown_grace_seconds
+        else:
+            self.log.info("%s: SIGTERM to process group %s", reason, self.pgid)
+            self.signal_group(signal.SIGTERM)
+            self.stop_kill_at = now + self.settings.cancel_grace_seconds
+
+    def repeat_stop(self, now: float) -> None:
+        if self.stop_kill_at is None:
+            return
+        if now >= self.stop_kill_at:
+            self.log.warning("still running after the stop's grace period: SIGKILL")
+            self.signal_group(signal.SIGKILL)
+            self.stop_kill_at = float("inf")
+        elif self.training and self.final_status is None and now - self.stop_sent_at >= STOP_REPEAT_S:
+            self.signal_group(STOP_SIGNAL)  # the engine may not have had its handler when the first one came
+            self.stop_sent_at = now
+
     def outcome(self, returncode: int) -> Outcome:
         final = self.final_status
-        if final is not None and (self.cancel_kill_at is None or returncode == 0):
+        checkpoint = final.get("checkpoint") if final is not None else None
+        checkpoint = checkpoint if isinstance(checkpoint, str) and checkpoint else None
+        asked = self.cancelled or self.stop_reason is not None
+        if self.stop_reason == "shutdown" and not (final is not None and returncode == 0):
+            # whatever the engine made of the stop (saved and exited 75, killed, a failure the stop caused): the job
+            # goes back to the queue; a run that really fails fails again on the next worker
+            return Outcome(JobStatus.QUEUED, exit_code=returncode, checkpoint=checkpoint, hand_back=True)
+        if final is not None and (not asked or returncode == 0):
             reported = final.get("status")
             status = (
                 JobStatus(reported) if isinstance(reported, str) and reported in _FINAL_STATUSES else JobStatus.FAILED
@@ -316,14 +381,13 @@ class JobRun:
                 _dict_or_none(final.get("metrics")),
                 returncode,
             )
-        if self.cancel_kill_at is not None:
-            return Outcome(JobStatus.CANCELLED, exit_code=returncode)
+        if asked:
+            return Outcome(JobStatus.CANCELLED, exit_code=returncode, checkpoint=checkpoint)
         tail = "\n".join(self.stderr_tail)
         if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
             message = (
                 f"the engine was killed by SIGKILL (exit {returncode}), most likely by the kernel's out-of-memory "
-                "killer (host memory): lower batchsize_conf.max_per_device_train_batch_size or "
-                "sft_args.max_seq_length, or use a machine with more memory"
+                f"killer (host memory). {OOM_REMEDY[0].upper()}{OOM_REMEDY[1:]}; or use a machine with more memory"
             )
             return Outcome(JobStatus.FAILED, _error("out_of_memory", _with_tail(message, tail)), exit_code=returncode)
         how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with {returncode}"
@@ -343,6 +407,7 @@ class JobRun:
                     outcome.artifacts,
                     outcome.metrics,
                     exit_code=outcome.exit_code,
+                    checkpoint=outcome.checkpoint,
                 )
             )
         except LeaseLost:
@@ -350,6 +415,28 @@ class JobRun:
         if not done:
             self.log.warning("lease lost before the outcome (%s) was recorded", outcome.status.value)
         return done
+
+    def hand_back(self, outcome: Outcome) -> str | None:
+        """Give the job back to the queue (this worker is shutting down) and send its message again at once, so
+        that another worker resumes it from ``outcome.checkpoint``; None when we lost the job meanwhile."""
+        try:
+            status = self.with_db_retry(
+                lambda: store.hand_back(self.settings, self.claim.job_id, self.claim.attempt, outcome.checkpoint)
+            )
+        except LeaseLost:
+            status = None
+        if status is None:
+            self.log.warning("lease lost before the job could be handed back")
+            return None
+        self.log.warning("handed back (%s), checkpoint %s", status, outcome.checkpoint or "none")
+        if status == JobStatus.QUEUED.value:
+            from worker.dispatch import enqueue_job
+
+            try:
+                enqueue_job(self.settings, self.claim.job_id, self.claim.queue)
+            except Exception:  # the broker is away: recovery sends queued jobs without a message again
+                self.log.warning("could not send the handed-back job again", exc_info=True)
+        return status
 
     # -- streams ---------------------------------------------------------------------------------------------------
 
@@ -565,21 +652,23 @@ def _compact(pending: str) -> str:
     return _visible(pending) + ("\r" if pending.endswith("\r") else "")
 
 
-def retry_config(kind: JobKind, config: dict[str, Any], attempt: int) -> dict[str, Any]:
-    """A training job run again after its worker was lost continues from its last checkpoint (if it saved one),
-    unless the user named a checkpoint to resume from."""
-    if attempt <= 1 or kind not in (JobKind.SFT, JobKind.DPO):
+def retry_config(kind: JobKind, config: dict[str, Any], attempt: int, checkpoint: str | None = None) -> dict[str, Any]:
+    """A training job run again (its worker was lost or shut down, or it was resumed) continues from the newest
+    checkpoint in its output folder (``auto``), unless the user named a checkpoint to resume from and this job never
+    stopped with one of its own (``checkpoint``: a hand-back's or a cancel's, saved in that folder)."""
+    if attempt <= 1 or kind not in TRAINING_KINDS:
         return config
     run_conf = dict(config.get("run_conf") or {})
-    if run_conf.get("resume_from_checkpoint") in (None, False):
+    if run_conf.get("resume_from_checkpoint") in (None, False) or checkpoint:
         run_conf["resume_from_checkpoint"] = "auto"
     return {**config, "run_conf": run_conf}
 
 
-def die_with_parent() -> Callable[[], None] | None:
+def die_with_parent(ignore: tuple[signal.Signals, ...] = ()) -> Callable[[], None] | None:
     """On Linux, a ``preexec_fn`` that makes the kernel send SIGTERM to the engine when the worker process dies: a
     worker killed with SIGKILL (the OOM killer, a node drain) runs no ``finally``, and its engine must not train on
-    as an orphan while the job is retried elsewhere."""
+    as an orphan while the job is retried elsewhere. The signals in ``ignore`` are ignored by the new program (and,
+    inherited through fork and exec, by what it starts) until it handles them itself."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -589,8 +678,14 @@ def die_with_parent() -> Callable[[], None] | None:
         return None
     parent = os.getpid()
     pr_set_pdeathsig = 1
+    set_handler = libc.signal
+    set_handler.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    set_handler.restype = ctypes.c_void_p
+    sig_ign = ctypes.c_void_p(1)  # SIG_IGN; libc's signal(), not Python's: no interpreter state after fork
 
     def preexec() -> None:
+        for sig in ignore:
+            set_handler(int(sig), sig_ign)
         prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
         if os.getppid() != parent:  # the worker died before prctl took effect
             os._exit(1)

@@ -46,14 +46,17 @@ class Claim:
     queue: str
     attempt: int
     cancel_requested: bool
+    checkpoint: str | None = None  # where an earlier attempt stopped with a checkpoint (hand-back, cancel)
 
 
 @dataclass(frozen=True)
 class LeaseState:
-    """``held``: the job is still this attempt's (else stop at once, writing nothing); ``cancel_requested``: stop it."""
+    """``held``: the job is still this attempt's (else stop at once, writing nothing); ``cancel_requested``: stop it
+    (``cancel_checkpoint``: saving a checkpoint first)."""
 
     held: bool
     cancel_requested: bool = False
+    cancel_checkpoint: bool = False  # the cancel asks for a checkpoint first
 
 
 def _now(session: Session) -> Any:
@@ -85,15 +88,71 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
                 lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
                 started_at=func.coalesce(Job.started_at, now),
                 updated_at=now,
+                not_before=None,
             )
-            .returning(Job.kind, Job.resolved, Job.queue, Job.attempt, Job.cancel_requested)
+            .returning(
+                Job.kind,
+                Job.resolved,
+                Job.queue,
+                Job.attempt,
+                Job.cancel_requested,
+                Job.updated_at,
+                Job.artifacts,
+            )
             .execution_options(synchronize_session=False)
         ).first()
         if row is None:
             return None
         data = {"status": JobStatus.RUNNING.value, "attempt": row.attempt, "worker": worker_name}
         session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
-        return Claim(job_id, row.kind, dict(row.resolved or {}), row.queue, row.attempt, bool(row.cancel_requested))
+        entry = {"attempt": row.attempt, "worker": worker_name, "started_at": _iso(row.updated_at)}
+        record_attempt(session, job_id, row.attempt, entry, ended_at=row.updated_at)
+        checkpoint = (row.artifacts or {}).get("checkpoint")
+        return Claim(
+            job_id,
+            row.kind,
+            dict(row.resolved or {}),
+            row.queue,
+            row.attempt,
+            bool(row.cancel_requested),
+            checkpoint if isinstance(checkpoint, str) else None,
+        )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def record_attempt(
+    session: Session, job_id: str, attempt: int, changes: dict[str, Any], *, ended_at: Any = None
+) -> None:
+    """Update the history entry of ``attempt`` in ``jobs.attempts`` with ``changes`` (adding it when new). A new
+    entry closes an earlier one still open (its worker was lost: ``outcome`` lost, ended at ``ended_at``). Called after
+    an UPDATE of the job in the same transaction, which holds the row's lock."""
+    history = list(session.execute(select(Job.attempts).where(Job.id == job_id)).scalar() or [])
+    for entry in history:
+        if entry.get("attempt") == attempt:
+            entry.update(changes)
+            break
+    else:
+        for entry in history:
+            if entry.get("ended_at") is None:
+                entry.update(ended_at=_iso(ended_at), outcome="lost", reason=entry.get("reason") or "worker_lost")
+        history.append(
+            {
+                "attempt": attempt,
+                "worker": None,
+                "started_at": None,
+                "ended_at": None,
+                "outcome": "running",
+                "reason": None,
+                "checkpoint": None,
+                **changes,
+            }
+        )
+    session.execute(
+        update(Job).where(Job.id == job_id).values(attempts=history).execution_options(synchronize_session=False)
+    )
 
 
 def renew_lease(settings: ServiceSettings, job_id: str, attempt: int) -> LeaseState:
@@ -104,21 +163,26 @@ def renew_lease(settings: ServiceSettings, job_id: str, attempt: int) -> LeaseSt
             update(Job)
             .where(_held(job_id, attempt))
             .values(lease_expires_at=now + timedelta(seconds=settings.lease_seconds), updated_at=now)
-            .returning(Job.status, Job.cancel_requested)
+            .returning(Job.status, Job.cancel_requested, Job.cancel_checkpoint)
             .execution_options(synchronize_session=False)
         ).first()
+    return _lease_state(row)
+
+
+def _lease_state(row: Any) -> LeaseState:
     if row is None:
         return LeaseState(held=False)
-    return LeaseState(True, bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value)
+    cancel = bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value
+    return LeaseState(True, cancel, cancel and bool(row.cancel_checkpoint))
 
 
 def lease_state(settings: ServiceSettings, job_id: str, attempt: int) -> LeaseState:
     """Like :func:`renew_lease` but read-only: the cheap check a worker makes between renewals to notice a cancel."""
     with session_scope(settings.database_url) as session:
-        row = session.execute(select(Job.status, Job.cancel_requested).where(_held(job_id, attempt))).first()
-    if row is None:
-        return LeaseState(held=False)
-    return LeaseState(True, bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value)
+        row = session.execute(
+            select(Job.status, Job.cancel_requested, Job.cancel_checkpoint).where(_held(job_id, attempt))
+        ).first()
+    return _lease_state(row)
 
 
 def _engine_event(data: dict[str, Any]) -> bool:
@@ -174,9 +238,12 @@ def finish_job(
     metrics: dict[str, Any] | None = None,
     *,
     exit_code: int | None = None,
+    checkpoint: str | None = None,
 ) -> bool:
     """Record the outcome: terminal ``status``, ``finished_at``, error, artifacts, metrics and MLflow run id; clear
-    the lease; add a ``job`` event. False (nothing written) when ``attempt`` no longer holds the job."""
+    the lease; add a ``job`` event; close the attempt's history entry. ``checkpoint``: the folder the run saved when it
+    was stopped (a cancel with checkpoint), kept as ``artifacts.checkpoint`` to resume from. False (nothing written)
+    when ``attempt`` no longer holds the job."""
     status = JobStatus(status)
     if not status.terminal:
         raise ValueError(f"finish_job needs a terminal status, not {status.value}")
@@ -189,6 +256,8 @@ def finish_job(
             "lease_expires_at": None,
             "updated_at": now,
         }
+        if checkpoint is not None:
+            artifacts = {**(artifacts or {}), "checkpoint": checkpoint}
         if artifacts is not None:
             values["artifacts"] = artifacts
             if artifacts.get("mlflow_run_id"):
@@ -199,7 +268,7 @@ def finish_job(
             update(Job)
             .where(_held(job_id, attempt))
             .values(**values)
-            .returning(Job.id)
+            .returning(Job.finished_at)
             .execution_options(synchronize_session=False)
         ).first()
         if row is None:
@@ -209,5 +278,59 @@ def finish_job(
             data["error"] = error
         if exit_code is not None:
             data["exit_code"] = exit_code
+        if checkpoint is not None:
+            data["checkpoint"] = checkpoint
         session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+        entry = {
+            "ended_at": _iso(row.finished_at),
+            "outcome": status.value,
+            "reason": error.get("code") if error else None,
+            "checkpoint": checkpoint,
+        }
+        record_attempt(session, job_id, attempt, entry)
     return True
+
+
+def hand_back(settings: ServiceSettings, job_id: str, attempt: int, checkpoint: str | None) -> str | None:
+    """Give the job back to the queue because this worker is shutting down: ``queued`` again, the lease cleared, the
+    attempt not counted against ``max_attempts``, ``checkpoint`` (the folder the run saved when it stopped, if it
+    did) kept as ``artifacts.checkpoint``; a ``job`` event ``{"status": "queued", "attempt", "reason":
+    "worker_shutdown", "checkpoint"}``. A cancel requested meanwhile wins: the job ends ``cancelled``. Returns the
+    status written (``queued``, ``cancelled``), None (nothing written) when ``attempt`` no longer holds the job."""
+    with session_scope(settings.database_url) as session:
+        now = _now(session)
+        row = session.execute(
+            select(Job.status, Job.cancel_requested, Job.artifacts).where(_held(job_id, attempt)).with_for_update()
+        ).first()
+        if row is None:
+            return None
+        artifacts = dict(row.artifacts or {})
+        if checkpoint is not None:
+            artifacts["checkpoint"] = checkpoint
+        cancelled = bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value
+        values: dict[str, Any] = {"lease_expires_at": None, "updated_at": now, "artifacts": artifacts}
+        if cancelled:
+            values.update(status=JobStatus.CANCELLED.value, finished_at=now)
+        else:
+            values.update(status=JobStatus.QUEUED.value, worker=None, uncounted_attempts=Job.uncounted_attempts + 1)
+        ended = session.execute(
+            update(Job)
+            .where(_held(job_id, attempt))
+            .values(**values)
+            .returning(Job.updated_at)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if ended is None:
+            return None
+        status = JobStatus.CANCELLED.value if cancelled else JobStatus.QUEUED.value
+        data: dict[str, Any] = {"status": status, "attempt": attempt, "reason": "worker_shutdown"}
+        data["checkpoint"] = checkpoint
+        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+        entry = {
+            "ended_at": _iso(ended.updated_at),
+            "outcome": "cancelled" if cancelled else "handed_back",
+            "reason": "worker_shutdown",
+            "checkpoint": checkpoint,
+        }
+        record_attempt(session, job_id, attempt, entry)
+    return status

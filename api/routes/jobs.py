@@ -125,7 +125,7 @@ def _add_submission_routes() -> None:
             openapi_extra=request_body(kind),
             responses={
                 200: {"model": JobRead, "description": "The job an earlier request with this Idempotency-Key made"},
-                **error_responses(401, 409, 413, 415, 422),
+                **error_responses(401, 409, 413, 415, 422, 429),
             },
         )
 
@@ -158,7 +158,26 @@ def get_job(job_id: str, session: SessionDep, project: ProjectDep) -> JobRead:
 
 
 @router.post("/{job_id}/cancel", name="cancel_job", response_model=JobRead, responses=error_responses(401, 404, 409))
-def cancel_job(job_id: str, session: SessionDep, project: ProjectDep) -> JobRead:
+def cancel_job(
+    job_id: str,
+    session: SessionDep,
+    project: ProjectDep,
+    checkpoint: Annotated[
+        bool,
+        Query(
+            description="A running training job saves a checkpoint at its next step before it stops "
+            "(`artifacts.checkpoint`), so that it can be resumed (`POST /jobs/{job_id}/resume`)."
+        ),
+    ] = False,
+) -> JobRead:
     """Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes `cancel_requested`
     until its worker has stopped it. A finished job answers 409."""
-    return job_read(services.cancel_job(session, project, job_id))
+    return job_read(services.cancel_job(session, project, job_id, checkpoint=checkpoint))
+
+
+@router.post("/{job_id}/resume", name="resume_job", response_model=JobRead, responses=error_responses(401, 404, 409))
+def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep) -> JobRead:
+    """Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint in its
+    output folder (saved by a cancel with `checkpoint=true`, a worker's shutdown, or `save_strategy`), with the same
+    id, events and metrics. 409 `not_resumable` when the job is of another kind or state, or saved no checkpoint."""
+    return job_read(services.resume_job(session, settings, project, job_id))

@@ -29,9 +29,15 @@ class StrictModel(BaseModel):
     replaced_keys: ClassVar[Mapping[str, str]] = {}
 
     @classmethod
-    def from_yaml(cls, stream: str | bytes | IO[str] | IO[bytes]) -> Self:
-        """Validate a YAML document (text or open file) as this config."""
-        data = yaml.safe_load(stream)
+    def from_yaml(cls, stream: str | bytes | IO[str] | IO[bytes], *, source: str = "the config") -> Self:
+        """Validate a YAML document (text or open file) as this config; unreadable YAML is a :class:`ConfigError`."""
+        try:
+            data = yaml.safe_load(stream)
+        except Exception as exc:
+            # PyYAML's safe loader raises more than YAMLError on bad input: ValueError (2024-13-45, bytes that are
+            # not UTF-8), IndexError ('!!int '), KeyError ('!!bool '), AttributeError ('!!timestamp x'); and
+            # RecursionError for nesting deeper than its stack. It only builds plain data: any error is bad input.
+            raise ConfigError([ConfigIssue("", f"{source} is not valid YAML: {exc}")]) from None
         return cls.validate_config({} if data is None else data)
 
     @classmethod
@@ -41,10 +47,9 @@ class StrictModel(BaseModel):
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ConfigError([ConfigIssue("", f"config file not found: {path}")]) from None
-        try:
-            return cls.from_yaml(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError([ConfigIssue("", f"{path} is not valid YAML: {exc}")]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([ConfigIssue("", f"cannot read the config file {path}: {exc}")]) from None
+        return cls.from_yaml(text, source=str(path))
 
     @classmethod
     def validate_config(cls, data: Any) -> Self:

@@ -20,6 +20,8 @@ from finetuning.runtime import (
     output_dir_for,
     resolve_resume,
     seed_everything,
+    stop_callback,
+    stopped_checkpoint,
 )
 from finetuning.tracking import TrackingDecision, apply_report_to, configure_tracking, mlflow_run
 
@@ -212,12 +214,18 @@ def train_and_save(
     final_checkpoint_name: str,
 ) -> TrainOutcome:
     """Train (resuming if asked), evaluate once at the end if asked, save the final model or adapter."""
+    # a stop request (worker shutdown, cancel with checkpoint) saves a checkpoint at the next step and ends training
+    trainer.add_callback(stop_callback())
     with mlflow_run(setup.tracking, main_process=setup.state.is_main_process) as mlflow_run_id:
         output = trainer.train(resume_from_checkpoint=setup.resume)
+        stopped = stopped_checkpoint(setup.output_dir)
         eval_metrics: dict[str, float] = {}
-        if evaluate_at_end:
+        if evaluate_at_end and stopped is None:
             events.phase("evaluating")
             eval_metrics = trainer.evaluate()
+    if stopped is not None:
+        setup.state.wait_for_everyone()
+        raise stopped
     events.phase("saving")
     final_checkpoint = setup.output_dir / final_checkpoint_name
     trainer.save_model(str(final_checkpoint))

@@ -47,7 +47,8 @@ def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str,
     ``status`` event.
 
     ``body`` returns the artifacts (name -> path or id) for the final status, or a dict with ``artifacts`` and
-    ``metrics`` keys. User errors print one line and exit 2; anything else keeps its traceback and exits 1.
+    ``metrics`` keys. User errors print one line and exit 2; a run stopped on request (``SIGUSR1``: checkpoint saved,
+    final status ``cancelled`` naming it) exits 75; anything else keeps its traceback and exits 1.
     """
     from finetuning.events import EventWriter
     from finetuning.runtime import is_main_process, run_reporting_status
@@ -62,6 +63,11 @@ def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str,
             events.status("succeeded", artifacts=outcome)
         return EXIT_OK
     except Exception as exc:
+        from finetuning.runtime import EXIT_STOPPED, TrainingStopped
+
+        if isinstance(exc, TrainingStopped):
+            logger.warning("%s", exc)
+            return EXIT_STOPPED
         if not is_user_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)  # noqa: T201 - the CLI's one line for the user

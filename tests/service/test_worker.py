@@ -492,6 +492,9 @@ def test_a_sigkill_from_outside_reads_as_out_of_memory(fake_settings: ServiceSet
     assert job.error is not None
     assert job.error["code"] == "out_of_memory"
     assert "SIGKILL" in job.error["message"]
+    for remedy in ("batchsize_conf.max_per_device_train_batch_size", "gradient_checkpointing", "load_in_4bit"):
+        assert remedy in job.error["message"]
+    assert [a["outcome"] for a in job.attempts] == ["failed"]  # recorded, never requeued
 
 
 def test_processes_the_engine_leaves_behind_are_killed(fake_settings: ServiceSettings) -> None:

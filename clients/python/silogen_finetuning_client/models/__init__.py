@@ -45,6 +45,7 @@ from .generic_peft_conf import GenericPeftConf
 from .generic_peft_conf_peft_kwargs import GenericPeftConfPeftKwargs
 from .generic_peft_conf_peft_type import GenericPeftConfPeftType
 from .health import Health
+from .job_attempt import JobAttempt
 from .job_error import JobError
 from .job_input import JobInput
 from .job_kind import JobKind
@@ -150,6 +151,7 @@ __all__ = (
     "GenericPeftConfPeftKwargs",
     "GenericPeftConfPeftType",
     "Health",
+    "JobAttempt",
     "JobError",
     "JobInput",
     "JobKind",

@@ -12,6 +12,7 @@ from ..models.job_status import JobStatus, check_job_status
 from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
+    from ..models.job_attempt import JobAttempt
     from ..models.job_error import JobError
     from ..models.job_links import JobLinks
     from ..models.job_progress import JobProgress
@@ -51,7 +52,10 @@ class JobRead:
         started_at (datetime.datetime | None):
         status (JobStatus):
         updated_at (datetime.datetime):
+        attempts (list[JobAttempt] | Unset): Each run of the job, oldest first.
         links (JobLinks | Unset):
+        not_before (datetime.datetime | None | Unset): A job requeued after its worker was lost waits until then (back-
+            off).
     """
 
     artifacts: JobReadArtifacts
@@ -74,7 +78,9 @@ class JobRead:
     started_at: datetime.datetime | None
     status: JobStatus
     updated_at: datetime.datetime
+    attempts: list[JobAttempt] | Unset = UNSET
     links: JobLinks | Unset = UNSET
+    not_before: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,9 +141,24 @@ class JobRead:
 
         updated_at = self.updated_at.isoformat()
 
+        attempts: list[dict[str, Any]] | Unset = UNSET
+        if not isinstance(self.attempts, Unset):
+            attempts = []
+            for attempts_item_data in self.attempts:
+                attempts_item = attempts_item_data.to_dict()
+                attempts.append(attempts_item)
+
         links: dict[str, Any] | Unset = UNSET
         if not isinstance(self.links, Unset):
             links = self.links.to_dict()
+
+        not_before: None | str | Unset
+        if isinstance(self.not_before, Unset):
+            not_before = UNSET
+        elif isinstance(self.not_before, datetime.datetime):
+            not_before = self.not_before.isoformat()
+        else:
+            not_before = self.not_before
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -165,13 +186,18 @@ class JobRead:
                 "updated_at": updated_at,
             }
         )
+        if attempts is not UNSET:
+            field_dict["attempts"] = attempts
         if links is not UNSET:
             field_dict["links"] = links
+        if not_before is not UNSET:
+            field_dict["not_before"] = not_before
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.job_attempt import JobAttempt  # noqa: PLC0415
         from ..models.job_error import JobError  # noqa: PLC0415
         from ..models.job_links import JobLinks  # noqa: PLC0415
         from ..models.job_progress import JobProgress  # noqa: PLC0415
@@ -277,12 +303,38 @@ class JobRead:
 
         updated_at = datetime.datetime.fromisoformat(d.pop("updated_at"))
 
+        _attempts = d.pop("attempts", UNSET)
+        attempts: list[JobAttempt] | Unset = UNSET
+        if _attempts is not UNSET:
+            attempts = []
+            for attempts_item_data in _attempts:
+                attempts_item = JobAttempt.from_dict(attempts_item_data)
+
+                attempts.append(attempts_item)
+
         _links = d.pop("links", UNSET)
         links: JobLinks | Unset
         if isinstance(_links, Unset):
             links = UNSET
         else:
             links = JobLinks.from_dict(_links)
+
+        def _parse_not_before(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                not_before_type_0 = datetime.datetime.fromisoformat(data)
+
+                return not_before_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        not_before = _parse_not_before(d.pop("not_before", UNSET))
 
         job_read = cls(
             artifacts=artifacts,
@@ -305,7 +357,9 @@ class JobRead:
             started_at=started_at,
             status=status,
             updated_at=updated_at,
+            attempts=attempts,
             links=links,
+            not_before=not_before,
         )
 
         job_read.additional_properties = d

@@ -8,18 +8,27 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
 from ...models.job_read import JobRead
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     job_id: str,
+    *,
+    checkpoint: bool | Unset = False,
 ) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["checkpoint"] = checkpoint
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "post",
         "url": "/v1/jobs/{job_id}/cancel".format(
             job_id=quote(str(job_id), safe=""),
         ),
+        "params": params,
     }
 
     return _kwargs
@@ -58,6 +67,11 @@ def _parse_response(
 
         return response_500
 
+    if response.status_code == 503:
+        response_503 = ErrorResponse.from_dict(response.json())
+
+        return response_503
+
     if client.raise_on_unexpected_status:
         raise errors.UnexpectedStatus(response.status_code, response.content)
     else:
@@ -79,6 +93,7 @@ def sync_detailed(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    checkpoint: bool | Unset = False,
 ) -> Response[ErrorResponse | JobRead]:
     """Cancel Job
 
@@ -88,6 +103,9 @@ def sync_detailed(
 
     Args:
         job_id (str):
+        checkpoint (bool | Unset): A running training job saves a checkpoint at its next step
+            before it stops (`artifacts.checkpoint`), so that it can be resumed (`POST
+            /jobs/{job_id}/resume`). Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -99,6 +117,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         job_id=job_id,
+        checkpoint=checkpoint,
     )
 
     response = client.get_httpx_client().request(
@@ -112,6 +131,7 @@ def sync(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    checkpoint: bool | Unset = False,
 ) -> ErrorResponse | JobRead | None:
     """Cancel Job
 
@@ -121,6 +141,9 @@ def sync(
 
     Args:
         job_id (str):
+        checkpoint (bool | Unset): A running training job saves a checkpoint at its next step
+            before it stops (`artifacts.checkpoint`), so that it can be resumed (`POST
+            /jobs/{job_id}/resume`). Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -133,6 +156,7 @@ def sync(
     return sync_detailed(
         job_id=job_id,
         client=client,
+        checkpoint=checkpoint,
     ).parsed
 
 
@@ -140,6 +164,7 @@ async def asyncio_detailed(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    checkpoint: bool | Unset = False,
 ) -> Response[ErrorResponse | JobRead]:
     """Cancel Job
 
@@ -149,6 +174,9 @@ async def asyncio_detailed(
 
     Args:
         job_id (str):
+        checkpoint (bool | Unset): A running training job saves a checkpoint at its next step
+            before it stops (`artifacts.checkpoint`), so that it can be resumed (`POST
+            /jobs/{job_id}/resume`). Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -160,6 +188,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         job_id=job_id,
+        checkpoint=checkpoint,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -171,6 +200,7 @@ async def asyncio(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    checkpoint: bool | Unset = False,
 ) -> ErrorResponse | JobRead | None:
     """Cancel Job
 
@@ -180,6 +210,9 @@ async def asyncio(
 
     Args:
         job_id (str):
+        checkpoint (bool | Unset): A running training job saves a checkpoint at its next step
+            before it stops (`artifacts.checkpoint`), so that it can be resumed (`POST
+            /jobs/{job_id}/resume`). Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -193,5 +226,6 @@ async def asyncio(
         await asyncio_detailed(
             job_id=job_id,
             client=client,
+            checkpoint=checkpoint,
         )
     ).parsed

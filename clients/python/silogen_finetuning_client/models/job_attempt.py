@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
+
+T = TypeVar("T", bound="JobAttempt")
+
+
+@_attrs_define
+class JobAttempt:
+    """One run of the job on a worker.
+
+    Attributes:
+        attempt (int): The claim's number (the job's `attempt` then).
+        checkpoint (None | str | Unset): The checkpoint the run saved when it was stopped.
+        ended_at (datetime.datetime | None | Unset):
+        outcome (str | Unset): running, succeeded, failed, cancelled, handed_back (its worker shut down: queued again,
+            not counted against the attempt limit) or lost (its worker stopped answering). Default: 'running'.
+        reason (None | str | Unset): e.g. worker_shutdown, worker_lost, or the error code.
+        started_at (datetime.datetime | None | Unset):
+        worker (None | str | Unset): `<celery hostname>:<pool process pid>`.
+    """
+
+    attempt: int
+    checkpoint: None | str | Unset = UNSET
+    ended_at: datetime.datetime | None | Unset = UNSET
+    outcome: str | Unset = "running"
+    reason: None | str | Unset = UNSET
+    started_at: datetime.datetime | None | Unset = UNSET
+    worker: None | str | Unset = UNSET
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        attempt = self.attempt
+
+        checkpoint: None | str | Unset
+        if isinstance(self.checkpoint, Unset):
+            checkpoint = UNSET
+        else:
+            checkpoint = self.checkpoint
+
+        ended_at: None | str | Unset
+        if isinstance(self.ended_at, Unset):
+            ended_at = UNSET
+        elif isinstance(self.ended_at, datetime.datetime):
+            ended_at = self.ended_at.isoformat()
+        else:
+            ended_at = self.ended_at
+
+        outcome = self.outcome
+
+        reason: None | str | Unset
+        if isinstance(self.reason, Unset):
+            reason = UNSET
+        else:
+            reason = self.reason
+
+        started_at: None | str | Unset
+        if isinstance(self.started_at, Unset):
+            started_at = UNSET
+        elif isinstance(self.started_at, datetime.datetime):
+            started_at = self.started_at.isoformat()
+        else:
+            started_at = self.started_at
+
+        worker: None | str | Unset
+        if isinstance(self.worker, Unset):
+            worker = UNSET
+        else:
+            worker = self.worker
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "attempt": attempt,
+            }
+        )
+        if checkpoint is not UNSET:
+            field_dict["checkpoint"] = checkpoint
+        if ended_at is not UNSET:
+            field_dict["ended_at"] = ended_at
+        if outcome is not UNSET:
+            field_dict["outcome"] = outcome
+        if reason is not UNSET:
+            field_dict["reason"] = reason
+        if started_at is not UNSET:
+            field_dict["started_at"] = started_at
+        if worker is not UNSET:
+            field_dict["worker"] = worker
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        attempt = d.pop("attempt")
+
+        def _parse_checkpoint(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        checkpoint = _parse_checkpoint(d.pop("checkpoint", UNSET))
+
+        def _parse_ended_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                ended_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return ended_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        ended_at = _parse_ended_at(d.pop("ended_at", UNSET))
+
+        outcome = d.pop("outcome", UNSET)
+
+        def _parse_reason(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        reason = _parse_reason(d.pop("reason", UNSET))
+
+        def _parse_started_at(data: object) -> datetime.datetime | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, str):
+                    raise TypeError()
+                started_at_type_0 = datetime.datetime.fromisoformat(data)
+
+                return started_at_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(datetime.datetime | None | Unset, data)
+
+        started_at = _parse_started_at(d.pop("started_at", UNSET))
+
+        def _parse_worker(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        worker = _parse_worker(d.pop("worker", UNSET))
+
+        job_attempt = cls(
+            attempt=attempt,
+            checkpoint=checkpoint,
+            ended_at=ended_at,
+            outcome=outcome,
+            reason=reason,
+            started_at=started_at,
+            worker=worker,
+        )
+
+        job_attempt.additional_properties = d
+        return job_attempt
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,54 @@
+"""Helpers shared by the security tests (imported as ``security_helpers``, like ``sft_helpers`` in tests/engine)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from api.admin import create_token
+from api.db import session_scope
+from api.settings import ServiceSettings
+
+
+@dataclass
+class FuzzStats:
+    """What the schemathesis fuzz sent, printed in the test summary."""
+
+    requests: int = 0
+    server_errors: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def record(self, status: int) -> None:
+        self.requests += 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        if status >= 500:
+            self.server_errors += 1
+
+
+FUZZ_STATS = FuzzStats()
+
+
+def make_token(settings: ServiceSettings, project: str) -> str:
+    with session_scope(settings.database_url) as session:
+        return create_token(session, project, "security-test")[1]
+
+
+def new_project() -> str:
+    return f"sec-{secrets.token_hex(4)}"
+
+
+def sft_body(model: Path | str, data: Path | str) -> dict[str, Any]:
+    return {
+        "data_conf": {
+            "training_data": {"type": "CONCATENATION", "datasets": [{"path": str(data)}]},
+            "validation_data": {"type": "NONE"},
+        },
+        "training_args": {"max_steps": 2, "learning_rate": 1e-3},
+        "batchsize_conf": {"total_train_batch_size": 2, "max_per_device_train_batch_size": 2},
+        "peft_conf": {"peft_type": "LORA", "peft_kwargs": {"r": 4}},
+        "run_conf": {"model": str(model)},
+        "sft_args": {"max_seq_length": 64},
+    }

@@ -1,0 +1,395 @@
+"""Path confinement: every file a job names (model, tokenizer, adapter, data set, checkpoint) must lie under the
+allowed roots, whatever form the name takes; chained ``job:<id>`` references cannot leave the job's folder; remote
+code needs the operator's consent.
+
+tests/service/test_api.py already covers: an absolute data path outside the roots, a ``..`` chain and a symlinked
+data file; trust_remote_code refused for SFT; another project's job answering 404 on every job route. This file adds
+the other forms, every path field, and the cases those leave out.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from security_helpers import make_token, new_project, sft_body
+from sqlalchemy import func, select
+
+from api.db import session_scope
+from api.main import create_app
+from api.models import Job, JobKind, JobStatus, new_id, utcnow
+from api.settings import ServiceSettings
+
+REFUSED = {"path_not_allowed", "path_not_found", "invalid_path", "invalid_body", "hub_models_disabled"}
+
+
+class Caller:
+    def __init__(self, client: TestClient, settings: ServiceSettings) -> None:
+        self.client = client
+        self.project = new_project()
+        self.headers = {"Authorization": f"Bearer {make_token(settings, self.project)}"}
+
+    def submit(self, kind: str, body: dict[str, Any]) -> Any:
+        return self.client.post(f"/v1/jobs/{kind}", json=body, headers=self.headers)
+
+    def get(self, url: str) -> Any:
+        return self.client.get(url, headers=self.headers)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def caller(client: TestClient, settings: ServiceSettings) -> Caller:
+    return Caller(client, settings)
+
+
+@pytest.fixture(scope="module")
+def outside(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder outside every allowed root, with a model folder and a data file in it."""
+    path = tmp_path_factory.mktemp("outside")
+    (path / "model").mkdir()
+    (path / "model" / "config.json").write_text("{}")
+    (path / "secret.jsonl").write_text("{}\n")
+    return path
+
+
+def jobs_of(settings: ServiceSettings, project: str) -> int:
+    with session_scope(settings.database_url) as session:
+        return int(session.scalar(select(func.count()).select_from(Job).where(Job.project == project)) or 0)
+
+
+def refused(response: Any, param: str, codes: set[str] = REFUSED) -> dict[str, Any]:
+    assert response.status_code == 422, response.text[:500]
+    error = response.json()["error"]
+    assert error["param"] == param, error
+    assert error["code"] in codes, error
+    return dict(error)
+
+
+# ---------------------------------------------------------------- every path field, every kind
+
+
+def _set(body: dict[str, Any], loc: str, value: Any) -> None:
+    from api.jobkinds import set_field
+
+    set_field(body, loc, value)
+
+
+def _bodies(model: Path, data: Path) -> dict[str, dict[str, Any]]:
+    sft = sft_body(model, data)
+    sft["run_conf"]["tokenizer"] = str(model)
+    sft["data_conf"]["validation_data"] = {"type": "CONCATENATION", "datasets": [{"path": str(data)}]}
+    pretrained = copy.deepcopy(sft)
+    pretrained["peft_conf"] = {"peft_type": "PRETRAINED_PEFT", "name_or_path": str(model)}
+    dpo = sft_body(model, data)
+    del dpo["sft_args"]
+    dpo["training_args"]["loss_type"] = "sigmoid"
+    return {
+        "sft": sft,
+        "sft-pretrained": pretrained,
+        "dpo": dpo,
+        "merge": {"base_model": str(model), "adapter": str(model), "tokenizer": str(model)},
+        "adapter-conversion": {"adapter": str(model)},
+        "generate": {
+            "model_conf": {"model": str(model), "adapter": str(model), "tokenizer": str(model)},
+            "prompt_conf": {"type": "eval-data", "data": {"path": str(data)}},
+        },
+    }
+
+
+# (body, field, is a folder)
+PATH_FIELDS = [
+    ("sft", "run_conf.model", True),
+    ("sft", "run_conf.tokenizer", True),
+    ("sft", "run_conf.resume_from_checkpoint", True),
+    ("sft", "data_conf.training_data.datasets[0].path", False),
+    ("sft", "data_conf.validation_data.datasets[0].path", False),
+    ("sft-pretrained", "peft_conf.name_or_path", True),
+    ("dpo", "run_conf.model", True),
+    ("dpo", "data_conf.training_data.datasets[0].path", False),
+    ("merge", "base_model", True),
+    ("merge", "adapter", True),
+    ("merge", "tokenizer", True),
+    ("adapter-conversion", "adapter", True),
+    ("generate", "model_conf.model", True),
+    ("generate", "model_conf.adapter", True),
+    ("generate", "model_conf.tokenizer", True),
+    ("generate", "prompt_conf.data.path", False),
+]
+
+
+def test_the_bodies_are_accepted_as_they_are(
+    caller: Caller, model_dir: Path, data_file: Path, settings: ServiceSettings
+) -> None:
+    """The baseline of the tests below: with allowed paths every body is accepted (and stays queued)."""
+    for name, body in _bodies(model_dir, data_file).items():
+        r = caller.submit(name.removesuffix("-pretrained"), body)
+        assert r.status_code == 201, (name, r.text[:500])
+    assert jobs_of(settings, caller.project) == len(_bodies(model_dir, data_file))
+
+
+@pytest.mark.parametrize(("body_name", "field", "folder"), PATH_FIELDS)
+def test_every_path_field_is_confined(
+    caller: Caller,
+    model_dir: Path,
+    data_file: Path,
+    outside: Path,
+    settings: ServiceSettings,
+    body_name: str,
+    field: str,
+    folder: bool,
+) -> None:
+    body = _bodies(model_dir, data_file)[body_name]
+    _set(body, field, str(outside / "model") if folder else str(outside / "secret.jsonl"))
+    error = refused(caller.submit(body_name.removesuffix("-pretrained"), body), field, {"path_not_allowed"})
+    assert "outside the allowed roots" in error["message"]
+    assert jobs_of(settings, caller.project) == 0
+
+
+# ---------------------------------------------------------------- the forms an escape can take
+
+
+def _escapes(root: Path, outside: Path, folder: bool) -> dict[str, tuple[Callable[[], str], set[str]]]:
+    """name -> (makes the path, the error codes it may answer)."""
+    target = outside / "model" if folder else outside / "secret.jsonl"
+    up = "/".join([".."] * len(root.parts))
+
+    def symlink() -> str:
+        link = root / f"link-{secrets.token_hex(4)}"
+        link.symlink_to(target, target_is_directory=folder)
+        return str(link)
+
+    def symlinked_parent() -> str:
+        link = root / f"dir-{secrets.token_hex(4)}"
+        link.symlink_to(outside, target_is_directory=True)
+        return str(link / target.name)
+
+    def symlink_chain() -> str:  # a link to a link (inside the root) to the outside
+        first = Path(symlink())
+        second = root / f"chain-{secrets.token_hex(4)}"
+        second.symlink_to(first, target_is_directory=folder)
+        return str(second)
+
+    not_allowed = {"path_not_allowed"}
+    literal = {"path_not_found", "path_not_allowed", "hub_models_disabled"}  # a name that is not decoded or expanded
+    return {
+        "absolute": (lambda: str(target), not_allowed),
+        "dotdot": (lambda: f"{root}/{up}{target}", not_allowed),
+        "root/../etc": (lambda: f"{root}/../etc", not_allowed),
+        "dotdot-after-a-real-folder": (lambda: f"{root}/{'../' * 12}{str(target).lstrip('/')}", not_allowed),
+        "relative-dotdot": (lambda: f"{'../' * 30}{str(target).lstrip('/')}", not_allowed),
+        "symlink": (symlink, not_allowed),
+        "symlinked-parent": (symlinked_parent, not_allowed),
+        "symlink-chain": (symlink_chain, not_allowed),
+        "percent-encoded": (lambda: f"{root}/%2e%2e/%2e%2e/{up}{target}", literal),
+        "percent-encoded-slashes": (lambda: f"{root}/..%2f..%2f..%2fetc", literal),
+        "tilde": (lambda: "~", not_allowed),
+        "tilde-slash": (lambda: "~/", not_allowed),
+        "tilde-user": (lambda: "~root/secret", not_allowed),
+        "nul": (lambda: f"{root}/x\x00/../../etc", {"invalid_body"}),
+        "file-uri-outside": (lambda: f"file://{target}", literal),
+        "file-uri-inside": (lambda: f"file://{root}", literal),
+        "long-component": (lambda: f"{root}/{'a' * 300}", {"invalid_path"}),
+        "long-path": (lambda: f"{root}/" + "a/" * 3000, {"invalid_path", "path_not_found"}),
+        "very-long-outside": (lambda: "/" + "b" * 100_000, {"path_not_allowed", "invalid_path", "hub_models_disabled"}),
+    }
+
+
+ESCAPES = list(_escapes(Path("/r"), Path("/o"), True))
+
+
+@pytest.mark.parametrize("form", ESCAPES)
+@pytest.mark.parametrize(
+    ("body_name", "field", "folder"),
+    [("sft", "run_conf.model", True), ("sft", "data_conf.training_data.datasets[0].path", False)],
+    ids=["model", "data"],
+)
+def test_escape_forms_are_refused(
+    caller: Caller,
+    model_dir: Path,
+    data_file: Path,
+    outside: Path,
+    settings: ServiceSettings,
+    form: str,
+    body_name: str,
+    field: str,
+    folder: bool,
+) -> None:
+    root = settings.allowed_roots[0] if folder else settings.allowed_roots[1]
+    make, codes = _escapes(root, outside, folder)[form]
+    body = _bodies(model_dir, data_file)[body_name]
+    _set(body, field, make())
+    if form == "tilde-user" and not folder:
+        codes = codes | {"path_not_found"}
+    refused(caller.submit(body_name, body), field, codes)
+    assert jobs_of(settings, caller.project) == 0
+
+
+def test_percent_encoding_is_not_decoded(
+    caller: Caller, model_dir: Path, data_file: Path, settings: ServiceSettings
+) -> None:
+    """A folder literally named '%2e%2e' under a root is just a folder: the name is never URL-decoded."""
+    literal = settings.allowed_roots[0] / "%2e%2e" / "inner"
+    literal.mkdir(parents=True, exist_ok=True)
+    body = _bodies(model_dir, data_file)["sft"]
+    body["run_conf"]["model"] = str(literal)
+    r = caller.submit("sft", body)
+    assert r.status_code == 201, r.text[:300]
+    assert r.json()["resolved"]["config"]["run_conf"]["model"] == str(literal)
+
+
+def test_a_symlink_that_stays_inside_is_accepted_as_its_target(
+    caller: Caller, model_dir: Path, data_file: Path, settings: ServiceSettings
+) -> None:
+    link = settings.allowed_roots[1] / f"inside-{secrets.token_hex(3)}.jsonl"
+    link.symlink_to(data_file)
+    body = _bodies(model_dir, data_file)["sft"]
+    body["data_conf"]["training_data"]["datasets"][0]["path"] = str(link)
+    r = caller.submit("sft", body)
+    assert r.status_code == 201, r.text[:300]
+    # what the worker gets is the real path, checked at submission: re-pointing the link later changes nothing
+    assert r.json()["resolved"]["config"]["data_conf"]["training_data"]["datasets"][0]["path"] == str(data_file)
+
+
+# ---------------------------------------------------------------- chained job references
+
+
+def _succeeded_job(settings: ServiceSettings, project: str, artifacts: dict[str, str]) -> str:
+    job_id = new_id()
+    with session_scope(settings.database_url) as session:
+        session.add(
+            Job(
+                id=job_id,
+                project=project,
+                kind=JobKind.SFT.value,
+                status=JobStatus.SUCCEEDED.value,
+                queue="none",
+                labels={},
+                config={},
+                resolved={"config": {}},
+                artifacts=artifacts,
+                finished_at=utcnow(),
+            )
+        )
+    return job_id
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    ["/../../etc", "/final_checkpoint/../../x", "/..", "/%2e%2e", "/final_checkpoint/", "//etc", "/~", " /x"],
+)
+def test_job_references_cannot_name_paths(
+    caller: Caller, model_dir: Path, settings: ServiceSettings, suffix: str
+) -> None:
+    """``job:<id>/<artifact>``: the artifact is a name the job recorded, never a path."""
+    folder = settings.artifact_root / new_id() / "output" / "checkpoint-final"
+    folder.mkdir(parents=True)
+    job_id = _succeeded_job(settings, caller.project, {"final_checkpoint": str(folder)})
+    body = {"base_model": str(model_dir), "adapter": f"job:{job_id}{suffix}"}
+    refused(caller.submit("merge", body), "adapter", {"invalid_job_reference"})
+
+
+@pytest.mark.parametrize("where", ["outside", "dotdot", "symlink"])
+def test_a_job_artifact_outside_the_roots_is_refused(
+    caller: Caller, model_dir: Path, outside: Path, settings: ServiceSettings, where: str
+) -> None:
+    """An artifact record that points out of the job folder (a tampered row, a worker bug) is checked like any
+    path: chaining never reads outside the roots."""
+    job_dir = settings.artifact_root / new_id()
+    job_dir.mkdir(parents=True)
+    if where == "outside":
+        artifact = str(outside / "model")
+    elif where == "dotdot":
+        artifact = str(job_dir) + "/" + "/".join([".."] * len(job_dir.parts)) + str(outside / "model")
+    else:
+        link = job_dir / "checkpoint-final"
+        link.symlink_to(outside / "model", target_is_directory=True)
+        artifact = str(link)
+    job_id = _succeeded_job(settings, caller.project, {"final_checkpoint": artifact})
+    body = {"base_model": str(model_dir), "adapter": f"job:{job_id}"}
+    refused(caller.submit("merge", body), "adapter", {"path_not_allowed"})
+
+
+# ---------------------------------------------------------------- remote code
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        ("sft", "run_conf.model_args.trust_remote_code"),
+        ("dpo", "run_conf.model_args.trust_remote_code"),
+        ("generate", "model_conf.model_args.trust_remote_code"),
+    ],
+)
+def test_trust_remote_code_needs_the_operator(
+    caller: Caller,
+    client: TestClient,
+    settings: ServiceSettings,
+    model_dir: Path,
+    data_file: Path,
+    kind: str,
+    field: str,
+) -> None:
+    body = _bodies(model_dir, data_file)[kind]
+    if kind == "generate":
+        body["prompt_conf"] = {"type": "open-input", "input": "hi"}
+    _set(body, field.rsplit(".", 1)[0], {"trust_remote_code": True})
+    error = refused(caller.submit(kind, body), field, {"trust_remote_code_disabled"})
+    assert "allow_trust_remote_code" in error["message"]
+    # the same body with the operator's consent
+    allowing = create_app(settings.model_copy(update={"allow_trust_remote_code": True}))
+    with TestClient(allowing) as other:
+        r = other.post(f"/v1/jobs/{kind}", json=body, headers=caller.headers)
+    assert r.status_code == 201, r.text[:300]
+    resolved = r.json()["resolved"]["config"]
+    section = resolved["run_conf"] if kind != "generate" else resolved["model_conf"]
+    assert section["model_args"]["trust_remote_code"] is True
+
+
+def test_trust_remote_code_cannot_come_in_elsewhere(caller: Caller, model_dir: Path, data_file: Path) -> None:
+    """The transformers training argument of the same name is not a back door."""
+    body = _bodies(model_dir, data_file)["sft"]
+    body["training_args"]["trust_remote_code"] = True
+    refused(caller.submit("sft", body), "training_args.trust_remote_code", {"invalid_config"})
+
+
+# ---------------------------------------------------------------- projects
+
+
+def test_another_projects_job_id_is_not_a_list_cursor(
+    caller: Caller, client: TestClient, settings: ServiceSettings
+) -> None:
+    """The one job route tests/service/test_api.py leaves out: ``GET /v1/jobs?after=<their job>`` is refused
+    exactly like an unknown id, so it reveals nothing."""
+    theirs = _succeeded_job(settings, new_project(), {})
+    mine = caller.get(f"/v1/jobs?after={theirs}")
+    unknown = caller.get(f"/v1/jobs?after={new_id()}")
+    assert (mine.status_code, unknown.status_code) == (422, 422)
+    assert mine.json()["error"]["code"] == unknown.json()["error"]["code"] == "invalid_cursor"
+
+
+# ---------------------------------------------------------------- known gap
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not confined yet: model_args keys that name folders are passed to from_pretrained as they are "
+    "(subfolder is joined to the model folder, so '..' leaves it; cache_dir and offload_folder are written to)",
+)
+@pytest.mark.parametrize(("key", "value"), [("subfolder", "../../../.."), ("cache_dir", "/"), ("offload_folder", "/")])
+def test_model_args_folders_are_confined(
+    caller: Caller, model_dir: Path, data_file: Path, key: str, value: str
+) -> None:
+    body = _bodies(model_dir, data_file)["sft"]
+    body["run_conf"]["model_args"] = {key: value}
+    refused(caller.submit("sft", body), f"run_conf.model_args.{key}", {"path_not_allowed"})
