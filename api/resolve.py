@@ -250,6 +250,47 @@ def _model_args_loc(config: StrictModel) -> tuple[str, bool] | None:
     return None
 
 
+# from_pretrained keywords that name folders the service manages itself (it writes there)
+_SERVICE_FOLDERS = ("cache_dir", "offload_folder")
+# the endings of other keywords that name files or folders: not accepted from a request at all
+_PATH_LIKE = ("_dir", "_folder", "_file", "_path")
+
+
+def _check_model_args(resolver: _Resolver, config: StrictModel) -> None:
+    """``model_args`` become ``from_pretrained`` keyword arguments: none of them may name a place outside the model.
+
+    ``subfolder`` is joined to the model's folder, so it must stay a relative path without ``..``; the folders the
+    loader writes to are the service's to choose; other path-like keywords (extra keys pass through) are refused.
+    """
+    if isinstance(config, SFTConfig | DPOConfig):
+        section, model_args = "run_conf.model_args", config.run_conf.model_args
+    elif isinstance(config, GenerateConfig):
+        section, model_args = "model_conf.model_args", config.model_conf.model_args
+    else:
+        return
+    values = model_args.model_dump(exclude_unset=True)
+    subfolder = values.get("subfolder")
+    if isinstance(subfolder, str) and (
+        Path(subfolder).is_absolute() or ".." in Path(subfolder).parts or subfolder.startswith("~") or "\\" in subfolder
+    ):
+        resolver.fail(
+            422,
+            "path_not_allowed",
+            f"{section}.subfolder",
+            f"'{subfolder}' must be a relative folder inside the model, without '..'",
+        )
+    for key, value in values.items():
+        if value is None or key == "subfolder":
+            continue
+        if key in _SERVICE_FOLDERS or key.endswith(_PATH_LIKE):
+            resolver.fail(
+                422,
+                "path_not_allowed",
+                f"{section}.{key}",
+                f"{key} names a file or folder, which this service chooses itself: leave it out",
+            )
+
+
 def plan_submission(
     session: Session, settings: ServiceSettings, project: str, kind: JobKind, config: StrictModel, job_id: str
 ) -> Plan:
@@ -270,6 +311,7 @@ def plan_submission(
             remote_code[0],
             "this service does not run model repositories' own code (allow_trust_remote_code is off)",
         )
+    _check_model_args(resolver, config)
     for spec in path_fields(kind, config):
         resolver.path_field(spec, plan)
     if isinstance(config, SFTConfig | DPOConfig):

@@ -116,8 +116,9 @@ class SFTArgs(StrictModel):
     )
     chunked_loss: bool = Field(
         default=True,
-        description="Compute the cross-entropy in chunks of tokens, recomputing each chunk's logits in the backward "
-        "pass, so the logits of the whole batch over a large vocabulary never exist at once. Skipped for models "
+        description="Compute the output projection and cross-entropy in chunks of tokens (each chunk's gradients "
+        "computed with its logits), so the logits of the whole batch over a large vocabulary never exist at once. "
+        "Skipped for models "
         "whose logits are post-processed (soft-capping, scaling), under FSDP/DeepSpeed, and when Liger kernels fuse "
         "the loss instead.",
     )

@@ -168,26 +168,52 @@ def test_packing_is_refused_where_attention_would_cross_examples(tiny_model_dir:
 # the chunked loss
 
 
+class _WrappedHead(torch.nn.Module):
+    """A head that is not a plain Linear (as an adapter-wrapped head): the recomputing path."""
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.linear(states)
+
+
 @pytest.mark.parametrize("chunk_tokens", [1, 7, 4096])
-def test_chunked_loss_matches_plain_loss_and_gradients(chunk_tokens: int) -> None:
+@pytest.mark.parametrize("kind", ["linear", "linear-with-bias", "wrapped"])
+def test_chunked_loss_matches_plain_loss_and_gradients(chunk_tokens: int, kind: str) -> None:
     torch.manual_seed(0)
     hidden = torch.randn(3, 11, 16, requires_grad=True)
-    head = torch.nn.Linear(16, 50, bias=False)
+    linear = torch.nn.Linear(16, 50, bias=kind == "linear-with-bias")
+    head = _WrappedHead(linear) if kind == "wrapped" else linear
     labels = torch.randint(0, 50, (3, 11))
     labels[0, :4] = IGNORE_INDEX
     labels[2, 7:] = IGNORE_INDEX
+    params = [hidden, *linear.parameters()]
 
     logits = head(hidden)
     plain = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 50), labels[:, 1:].reshape(-1))
-    plain.backward()
-    plain_hidden, plain_head = hidden.grad.clone(), head.weight.grad.clone()
-    hidden.grad, head.weight.grad = None, None
+    plain_grads = torch.autograd.grad(plain * 3.0, params)  # a scale on the way back, as gradient accumulation
 
     chunked = chunked_causal_lm_loss(hidden, head, labels, chunk_tokens=chunk_tokens)
-    chunked.backward()
+    chunked_grads = torch.autograd.grad(chunked * 3.0, params)
     torch.testing.assert_close(chunked, plain)
-    torch.testing.assert_close(hidden.grad, plain_hidden)
-    torch.testing.assert_close(head.weight.grad, plain_head)
+    for got, expected in zip(chunked_grads, plain_grads, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+def test_fused_loss_in_bfloat16_is_close_to_the_float32_loss() -> None:
+    torch.manual_seed(1)
+    hidden = torch.randn(2, 33, 32)
+    head = torch.nn.Linear(32, 300, bias=False)
+    labels = torch.randint(0, 300, (2, 33))
+    reference = chunked_causal_lm_loss(hidden, head, labels)
+    low = chunked_causal_lm_loss(hidden.bfloat16().requires_grad_(), head.bfloat16(), labels, chunk_tokens=16)
+    low.backward()
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(reference.item(), rel=2e-2)
+    assert head.weight.grad is not None
+    assert head.weight.grad.dtype == torch.bfloat16
 
 
 def test_chunked_loss_divides_by_the_accumulated_count() -> None:

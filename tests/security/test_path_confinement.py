@@ -378,18 +378,30 @@ def test_another_projects_job_id_is_not_a_list_cursor(
     assert mine.json()["error"]["code"] == unknown.json()["error"]["code"] == "invalid_cursor"
 
 
-# ---------------------------------------------------------------- known gap
+# ---------------------------------------------------------------- model_args: from_pretrained keywords
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not confined yet: model_args keys that name folders are passed to from_pretrained as they are "
-    "(subfolder is joined to the model folder, so '..' leaves it; cache_dir and offload_folder are written to)",
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("subfolder", "../../../.."),
+        ("subfolder", "/etc"),
+        ("subfolder", "weights/../../x"),
+        ("cache_dir", "/"),
+        ("offload_folder", "/"),
+        ("gguf_file", "/etc/passwd"),
+        ("state_dict_path", "x"),
+    ],
 )
-@pytest.mark.parametrize(("key", "value"), [("subfolder", "../../../.."), ("cache_dir", "/"), ("offload_folder", "/")])
 def test_model_args_folders_are_confined(
     caller: Caller, model_dir: Path, data_file: Path, key: str, value: str
 ) -> None:
     body = _bodies(model_dir, data_file)["sft"]
     body["run_conf"]["model_args"] = {key: value}
     refused(caller.submit("sft", body), f"run_conf.model_args.{key}", {"path_not_allowed"})
+
+
+def test_a_subfolder_inside_the_model_is_accepted(caller: Caller, model_dir: Path, data_file: Path) -> None:
+    body = _bodies(model_dir, data_file)["sft"]
+    body["run_conf"]["model_args"] = {"subfolder": "weights/v2"}
+    assert caller.submit("sft", body).status_code == 201

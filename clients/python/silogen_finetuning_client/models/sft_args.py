@@ -15,10 +15,10 @@ T = TypeVar("T", bound="SFTArgs")
 class SFTArgs:
     """
     Attributes:
-        chunked_loss (bool | Unset): Compute the cross-entropy in chunks of tokens, recomputing each chunk's logits in
-            the backward pass, so the logits of the whole batch over a large vocabulary never exist at once. Skipped for
-            models whose logits are post-processed (soft-capping, scaling), under FSDP/DeepSpeed, and when Liger kernels
-            fuse the loss instead. Default: True.
+        chunked_loss (bool | Unset): Compute the output projection and cross-entropy in chunks of tokens (each chunk's
+            gradients computed with its logits), so the logits of the whole batch over a large vocabulary never exist at
+            once. Skipped for models whose logits are post-processed (soft-capping, scaling), under FSDP/DeepSpeed, and when
+            Liger kernels fuse the loss instead. Default: True.
         length_handling (SFTArgsLengthHandling | Unset): filter drops examples over max_seq_length; truncate cuts them.
             Default: 'filter'.
         max_seq_length (int | Unset):  Default: 2048.
