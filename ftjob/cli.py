@@ -203,7 +203,16 @@ def cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 
 def cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
     """Cancel a job."""
-    job = ctx.client.cancel(args.job_id)
+    job = ctx.client.cancel(args.job_id, checkpoint=args.checkpoint)
+    ctx.print(f"job {job['id']}: {job['status']}")
+    if not args.wait:
+        return EXIT_OK
+    return _wait(ctx, args.job_id, Renderer(ctx.out))
+
+
+def cmd_resume(args: argparse.Namespace, ctx: Context) -> int:
+    """Queue a cancelled or failed training job again, from its checkpoint."""
+    job = ctx.client.resume(args.job_id)
     ctx.print(f"job {job['id']}: {job['status']}")
     if not args.wait:
         return EXIT_OK
@@ -325,6 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("cancel", cmd_cancel, "cancel a queued or running job")
     sub.add_argument("job_id")
     sub.add_argument("--wait", action="store_true", help="wait until it has stopped; the exit code tells how")
+    sub.add_argument(
+        "--checkpoint", action="store_true", help="a training job saves a checkpoint first (`ftjob resume` continues)"
+    )
+
+    sub = command("resume", cmd_resume, "queue a cancelled or failed training job again, from its checkpoint")
+    sub.add_argument("job_id")
+    sub.add_argument("--wait", action="store_true", help="follow it to the end; the exit code tells how")
 
     sub = command("logs", cmd_logs, "print a job's log (its output lines and engine messages)")
     sub.add_argument("job_id")

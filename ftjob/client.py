@@ -226,8 +226,15 @@ class Client:
         page: dict[str, Any] = self._json("GET", "/v1/jobs", params=params)
         return page
 
-    def cancel(self, job_id: str) -> dict[str, Any]:
-        job: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/cancel")
+    def cancel(self, job_id: str, *, checkpoint: bool = False) -> dict[str, Any]:
+        """Cancel; ``checkpoint``: a training job saves a checkpoint first (and can be resumed)."""
+        params = {"checkpoint": "true"} if checkpoint else None
+        job: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/cancel", params=params)
+        return job
+
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """Queue a cancelled or failed training job again, from its checkpoint."""
+        job: dict[str, Any] = self._json("POST", f"/v1/jobs/{job_id}/resume")
         return job
 
     def events(self, job_id: str, *, page_size: int = 1000) -> list[dict[str, Any]]:

@@ -153,6 +153,13 @@ def test_submit_follow_then_list_show_logs_events(
     # cancelling a finished job is refused by the service (409): bad input, exit 2
     assert main(["cancel", job_id]) == 2
     assert "job_finished" in capsys.readouterr().err
+    assert main(["cancel", job_id, "--checkpoint"]) == 2
+    assert "job_finished" in capsys.readouterr().err
+    # only a cancelled or failed training job can be resumed
+    assert main(["resume", job_id]) == 2
+    err = capsys.readouterr().err
+    assert "not_resumable" in err
+    assert "succeeded" in err
 
 
 @slow
