@@ -58,6 +58,8 @@ def create_celery(settings: ServiceSettings) -> Celery:
         # a task whose pool process died (OOM killer) goes back to the queue; the lease decides whether it runs again
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # back on the broker within about a second of its return, not after kombu's back-off of up to 30 s
+        worker_consumer="worker.consumer:QuickReconnectConsumer",
         worker_concurrency=settings.worker_concurrency,
         task_default_queue=settings.default_queue,
         task_serializer="json",
