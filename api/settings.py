@@ -56,6 +56,12 @@ class ServiceSettings(BaseSettings):
     recovery_seconds: float = Field(
         default=15.0, gt=0, description="How often each worker looks for lost jobs and queued jobs without a message."
     )
+    broker_visibility_timeout_seconds: int = Field(
+        default=24 * 3600,
+        ge=1,
+        description="Redis (and SQS) deliver a message that was not acknowledged within this long again, while its "
+        "job may still run: the database claim makes such a copy exit without running anything.",
+    )
     cancel_grace_seconds: float = Field(default=5.0, ge=0, description="SIGTERM to SIGKILL delay when cancelling.")
     shutdown_grace_seconds: float = Field(
         default=120.0,

@@ -28,12 +28,12 @@ VISIBILITY_TIMEOUT_S = 24 * 3600
 _VISIBILITY_TRANSPORTS = ("redis", "rediss", "sentinel", "sqs")
 
 
-def broker_transport_options(broker_url: str) -> dict[str, Any]:
+def broker_transport_options(broker_url: str, visibility_timeout_s: int = VISIBILITY_TIMEOUT_S) -> dict[str, Any]:
     """Transport options for ``broker_url``. Kombu's SQLAlchemy transport (``sqla+sqlite:///...``) passes its options
     to ``create_engine``, which rejects unknown keywords, and has no visibility timeout: it gets none."""
     scheme = broker_url.split("://", 1)[0].lower()
     if scheme in _VISIBILITY_TRANSPORTS:
-        return {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+        return {"visibility_timeout": visibility_timeout_s}
     return {}
 
 
@@ -52,7 +52,9 @@ def create_celery(settings: ServiceSettings) -> Celery:
     app = Celery("finetuning", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
         broker_connection_retry_on_startup=True,
-        broker_transport_options=broker_transport_options(settings.broker_url),
+        broker_transport_options=broker_transport_options(
+            settings.broker_url, settings.broker_visibility_timeout_seconds
+        ),
         task_ignore_result=True,
         task_acks_late=True,
         # a task whose pool process died (OOM killer) goes back to the queue; the lease decides whether it runs again

@@ -109,6 +109,7 @@ def settings_env(settings: ServiceSettings) -> dict[str, str]:
         "FINETUNING_HEARTBEAT_SECONDS": str(settings.heartbeat_seconds),
         "FINETUNING_CANCEL_GRACE_SECONDS": str(settings.cancel_grace_seconds),
         "FINETUNING_RECOVERY_SECONDS": str(settings.recovery_seconds),
+        "FINETUNING_BROKER_VISIBILITY_TIMEOUT_SECONDS": str(settings.broker_visibility_timeout_seconds),
     }
 
 
