@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,24 +107,49 @@ def build_training_arguments(
     return (arguments_class or TrainingArguments)(**kwargs)
 
 
-def resolve_resume(value: bool | str, output_dir: Path) -> bool | str:
-    """``auto``: the last checkpoint in ``output_dir`` if any, else a fresh start; a path must exist."""
-    from transformers.trainer_utils import get_last_checkpoint
+_CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
+# what the Trainer writes last into a checkpoint: a folder without it was cut off while being saved
+_CHECKPOINT_COMPLETE = "trainer_state.json"
 
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder in ``output_dir`` that was saved to the end, or None.
+
+    A run killed while saving (a lost worker, the OOM killer) leaves a folder without its trainer state, or without
+    weights: it is skipped, with a warning, and the run resumes from the checkpoint before it.
+    """
+    if not output_dir.is_dir():
+        return None
+    numbered = [
+        (int(match.group(1)), path)
+        for path in output_dir.iterdir()
+        if path.is_dir() and (match := _CHECKPOINT_DIR.match(path.name))
+    ]
+    for _step, path in sorted(numbered, reverse=True):
+        if (path / _CHECKPOINT_COMPLETE).is_file() and any(path.glob("*.safetensors")):
+            return path
+        logger.warning("skipping %s: it was not saved completely (the run stopped while saving it)", path)
+    return None
+
+
+def resolve_resume(value: bool | str, output_dir: Path) -> bool | str:
+    """``auto``: the last complete checkpoint in ``output_dir`` if any, else a fresh start; ``true``: that
+    checkpoint, which must exist; a path must exist."""
     if value == "auto":
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        last = last_complete_checkpoint(output_dir)
         if last:
             logger.info("resuming from %s", last)
-        return last or False
+        return str(last) if last else False
     if value is True:
-        if not output_dir.is_dir() or get_last_checkpoint(str(output_dir)) is None:
+        last = last_complete_checkpoint(output_dir)
+        if last is None:
             raise FinetuningError(
                 f"resume_from_checkpoint is true but {output_dir} holds no checkpoint; use auto to start fresh "
                 "when there is none",
                 "invalid_config",
                 "run_conf.resume_from_checkpoint",
             )
-        return True
+        return str(last)
     if isinstance(value, str) and not Path(value).is_dir():
         raise FinetuningError(f"no checkpoint folder at '{value}'", "invalid_config", "run_conf.resume_from_checkpoint")
     return value

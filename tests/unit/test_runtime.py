@@ -11,10 +11,29 @@ def test_auto_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
     assert resolve_resume("auto", tmp_path) is False
 
 
+def _checkpoint(folder: Path, step: int, *, weights: bool = True, state: bool = True) -> Path:
+    path = folder / f"checkpoint-{step}"
+    path.mkdir()
+    if weights:
+        (path / "adapter_model.safetensors").write_bytes(b"")
+    if state:
+        (path / "trainer_state.json").write_text("{}")
+    return path
+
+
 def test_auto_picks_the_last_checkpoint(tmp_path: Path) -> None:
-    for step in (5, 20, 10):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-    assert resolve_resume("auto", tmp_path) == str(tmp_path / "checkpoint-20")
+    for step in (5, 20, 100, 10):
+        _checkpoint(tmp_path, step)
+    (tmp_path / "checkpoint-900-old").mkdir()  # not a checkpoint name
+    assert resolve_resume("auto", tmp_path) == str(tmp_path / "checkpoint-100")  # by number, not by name
+
+
+def test_a_checkpoint_cut_off_while_saving_is_skipped(tmp_path: Path) -> None:
+    _checkpoint(tmp_path, 10)
+    _checkpoint(tmp_path, 20, state=False)  # killed after the weights, before the trainer state
+    _checkpoint(tmp_path, 30, weights=False, state=False)  # killed at once
+    assert resolve_resume("auto", tmp_path) == str(tmp_path / "checkpoint-10")
+    assert resolve_resume(True, tmp_path) == str(tmp_path / "checkpoint-10")
 
 
 def test_true_without_checkpoint_is_an_error(tmp_path: Path) -> None:
