@@ -327,6 +327,23 @@ def _training_paths(resolver: _Resolver, config: SFTConfig | DPOConfig, plan: Pl
         path = resolver.local("run_conf.resume_from_checkpoint", resume, want_dir=True)
         if path is not None:
             plan.config["run_conf"]["resume_from_checkpoint"] = path
+    # configuration files the engine reads (a DeepSpeed or FSDP JSON) come from under the allowed roots too
+    for name in ("deepspeed", "fsdp_config"):
+        value = getattr(config.training_args, name, None)
+        if isinstance(value, str):
+            path = resolver.local(f"training_args.{name}", value, want_dir=False)
+            if path is not None:
+                plan.config["training_args"][name] = path
+    # a file store for MLflow is a folder the engine writes to: not one a request chooses
+    tracking = getattr(config, "tracking", None)
+    uri = getattr(tracking, "mlflow_server_uri", None) or ""
+    if uri.lower().startswith(("file:", "sqlite:", "/", ".", "~")):
+        resolver.fail(
+            422,
+            "path_not_allowed",
+            "tracking.mlflow_server_uri",
+            "a local MLflow store (a folder or a SQLite file) is not accepted here: give an MLflow server's address",
+        )
     # outputs always go to the job's own folder, whatever the body said, so jobs cannot overwrite each other
     output_dir = str(job_dir / "output")
     if "output_dir" in config.training_args.model_fields_set and config.training_args.output_dir != output_dir:

@@ -405,3 +405,21 @@ def test_a_subfolder_inside_the_model_is_accepted(caller: Caller, model_dir: Pat
     body = _bodies(model_dir, data_file)["sft"]
     body["run_conf"]["model_args"] = {"subfolder": "weights/v2"}
     assert caller.submit("sft", body).status_code == 201
+
+
+@pytest.mark.parametrize("name", ["deepspeed", "fsdp_config"])
+def test_training_config_files_are_confined(
+    caller: Caller, model_dir: Path, data_file: Path, tmp_path: Path, name: str
+) -> None:
+    outside = tmp_path / f"{name}.json"
+    outside.write_text("{}")
+    body = _bodies(model_dir, data_file)["sft"]
+    body["training_args"][name] = str(outside)
+    refused(caller.submit("sft", body), f"training_args.{name}", {"path_not_allowed"})
+
+
+@pytest.mark.parametrize("uri", ["file:///tmp/mlruns", "sqlite:////tmp/mlflow.db", "/tmp/mlruns", "./mlruns"])
+def test_a_local_mlflow_store_is_refused(caller: Caller, model_dir: Path, data_file: Path, uri: str) -> None:
+    body = _bodies(model_dir, data_file)["sft"]
+    body["tracking"] = {"mlflow_server_uri": uri}
+    refused(caller.submit("sft", body), "tracking.mlflow_server_uri", {"path_not_allowed"})
