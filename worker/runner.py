@@ -113,6 +113,19 @@ def run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | N
 
 def _run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | None:
     log = JobLog(logger, {"job_id": job_id})
+    if shutdown.requested():
+        # a message this stopping worker still took (its consumer was closing): leave the job to another worker
+        # without claiming it, so that its attempts and history do not grow
+        from worker.dispatch import enqueue_job
+
+        log.info("this worker is stopping: the job's message is sent back without a claim")
+        try:
+            queue = store.job_queue(settings, job_id)
+            if queue is not None:
+                enqueue_job(settings, job_id, queue)
+        except Exception:  # the broker or the database is away: recovery sends queued jobs without a message again
+            log.warning("could not send the message back", exc_info=True)
+        return None
     claim = store.claim_job(settings, job_id, worker_name)
     if claim is None:
         log.info("not claimable (finished, cancelled or running elsewhere): message dropped")
@@ -235,6 +248,7 @@ class JobRun:
         if self.events_file.exists():
             content = self.events_file.read_bytes()
             self.events_offset = content.rfind(b"\n") + 1
+            self.backfill(content[: self.events_offset])
         self.log.info("starting %s", " ".join(command.argv))
         self.process = subprocess.Popen(
             command.argv,
@@ -261,6 +275,21 @@ class JobRun:
             )
         )
         self.flush()
+
+    def backfill(self, earlier: bytes) -> None:
+        """Queue the engine events an earlier attempt wrote but never stored (its worker died while the database was
+        away, holding them in memory), in their order, before this attempt's own."""
+        stored = self.with_db_retry(lambda: store.last_engine_seq(self.settings, self.claim.job_id))
+        final_status = self.final_status  # an earlier attempt's outcome is not this one's
+        missing: list[store.Event] = []
+        for raw in earlier.splitlines():
+            event = self.parse_event(raw)
+            if event is not None and isinstance(event.get("seq"), int) and event["seq"] > stored:
+                missing.append((str(event["type"])[:32], event))
+        self.final_status = final_status
+        if missing:
+            self.log.warning("storing %d events an earlier attempt wrote but did not store", len(missing))
+            self.pending.extend(missing)
 
     def follow(self) -> Outcome:
         """Stream output and events, heartbeat and watch for a cancel until the child exits."""

@@ -334,3 +334,17 @@ def hand_back(settings: ServiceSettings, job_id: str, attempt: int, checkpoint: 
         }
         record_attempt(session, job_id, attempt, entry)
     return status
+
+
+def last_engine_seq(settings: ServiceSettings, job_id: str) -> int:
+    """The highest engine event ``seq`` stored for the job (0 when none): engine events carry ``seq``, numbered on
+    across the attempts that share the job's events file; the worker's own lines and events do not."""
+    with session_scope(settings.database_url) as session:
+        value = session.scalar(select(func.max(JobEvent.data["seq"].as_integer())).where(JobEvent.job_id == job_id))
+    return int(value or 0)
+
+
+def job_queue(settings: ServiceSettings, job_id: str) -> str | None:
+    """The queue the job is sent to, or None for an unknown job."""
+    with session_scope(settings.database_url) as session:
+        return session.scalar(select(Job.queue).where(Job.id == job_id))

@@ -557,3 +557,35 @@ def test_a_job_cancelled_while_queued_never_starts(fake_settings: ServiceSetting
     assert run_job(fake_settings, job_id, "test-worker") == "cancelled"
     assert not any(e.type == store.PROCESS_EVENT for e in get_events(fake_settings, job_id))
     assert not (fake_settings.artifact_root / job_id).exists()
+
+
+def test_events_an_earlier_attempt_wrote_but_never_stored_are_stored_first(fake_settings: ServiceSettings) -> None:
+    """A worker killed while the database was away dies with the events it had read but not stored; they are still in
+    the job's events file, and the next attempt stores them before its own (a chaos-suite finding)."""
+    import json
+
+    from worker.runner import run_job
+
+    settings = fake_settings
+    job_id = insert_job(settings, {"fake": "crash"})
+    first = store.claim_job(settings, job_id, "lost-worker")
+    assert first is not None
+    earlier = [
+        {"v": 1, "seq": 1, "time": "2026-01-01T00:00:00.000Z", "type": "run_started", "method": "sft"},
+        {"v": 1, "seq": 2, "time": "2026-01-01T00:00:01.000Z", "type": "phase", "phase": "training"},
+        # the earlier attempt's own outcome (a hand-back's, say) must not become this attempt's
+        {"v": 1, "seq": 3, "time": "2026-01-01T00:00:02.000Z", "type": "status", "status": "succeeded"},
+    ]
+    assert store.append_events(settings, job_id, first.attempt, [("run_started", earlier[0])])
+    folder = settings.artifact_root / job_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "events.jsonl").write_text("".join(json.dumps(event) + "\n" for event in earlier))
+    with session_scope(settings.database_url) as session:  # what recovery does once the lease expired
+        session.execute(update(Job).where(Job.id == job_id).values(status="queued", worker=None, lease_expires_at=None))
+
+    assert run_job(settings, job_id, "test-worker") == "failed"
+    job, events = get_job(settings, job_id), get_events(settings, job_id)
+    assert [e.data["seq"] for e in events if "seq" in e.data] == [1, 2, 3]
+    assert job.error is not None
+    assert job.error["code"] == "engine_crashed"
+    assert job.phase == "training"  # the backfilled phase event was applied
