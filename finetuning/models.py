@@ -249,3 +249,9 @@ def _summary(peft_type: str, model: torch.nn.Module) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     logger.info("%s: %d of %d parameters trainable (%.2f%%)", peft_type, trainable, total, 100 * trainable / total)
+
+
+def causal_lm_of(model: Any) -> Any:
+    """The transformers causal LM inside ``model`` (a PeftModel, or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model

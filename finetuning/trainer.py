@@ -13,14 +13,9 @@ from transformers import Trainer
 
 from finetuning.collators import REAL_TOKENS
 from finetuning.loss import chunked_causal_lm_loss, chunked_loss_problem
+from finetuning.models import causal_lm_of
 
 logger = logging.getLogger(__name__)
-
-
-def causal_lm_of(model: Any) -> Any:
-    """The transformers causal LM inside ``model`` (a PeftModel or the model itself)."""
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
 
 
 class EngineTrainer(Trainer):

@@ -14,7 +14,6 @@ take the database away from a running service and give it back.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import socket
@@ -24,22 +23,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from scripts.test_services import free_port, postgres_binary
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def postgres_binary(name: str) -> str | None:
-    """``name`` on PATH, else the newest one under /usr/lib/postgresql/*/bin (Debian keeps them there)."""
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return candidates[-1] if candidates else None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def migrate(url: str) -> None:

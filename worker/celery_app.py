@@ -20,17 +20,15 @@ from celery import Celery
 
 from api.settings import ServiceSettings, get_settings
 
-# Longer than (almost) any job, so the broker does not redeliver a running job's message; a job that runs longer is
-# still safe, since the redelivered copy finds the job claimed with a live lease and exits.
-VISIBILITY_TIMEOUT_S = 24 * 3600
-
 # Transports with a visibility timeout (unacknowledged messages come back after it).
 _VISIBILITY_TRANSPORTS = ("redis", "rediss", "sentinel", "sqs")
 
 
-def broker_transport_options(broker_url: str, visibility_timeout_s: int = VISIBILITY_TIMEOUT_S) -> dict[str, Any]:
-    """Transport options for ``broker_url``. Kombu's SQLAlchemy transport (``sqla+sqlite:///...``) passes its options
-    to ``create_engine``, which rejects unknown keywords, and has no visibility timeout: it gets none."""
+def broker_transport_options(broker_url: str, visibility_timeout_s: int) -> dict[str, Any]:
+    """Transport options for ``broker_url``, with ``visibility_timeout_s`` (by default 24 h, longer than almost any
+    job; a longer job is still safe: its redelivered copy finds the job claimed and exits). Kombu's SQLAlchemy
+    transport (``sqla+sqlite:///...``) passes its options to ``create_engine``, which rejects unknown keywords, and
+    has no visibility timeout: it gets none."""
     scheme = broker_url.split("://", 1)[0].lower()
     if scheme in _VISIBILITY_TRANSPORTS:
         return {"visibility_timeout": visibility_timeout_s}

@@ -21,6 +21,7 @@ import numpy as np
 from datasets import Dataset, Features, List, Value
 
 from finetuning.collators import IGNORE_INDEX
+from finetuning.models import causal_lm_of
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ _PACKING_ATTENTION = ("sdpa", "eager", "flex_attention", "flash_attention_2", "f
 
 def packing_problem(model: object) -> str | None:
     """Why packed rows would let ``model``'s examples attend to each other, or None when packing is safe."""
-    causal_lm = getattr(model, "get_base_model", lambda: model)()
+    causal_lm = causal_lm_of(model)
     module = type(causal_lm).__module__
     if not module.startswith("transformers.models."):
         return f"{type(causal_lm).__name__} is not a transformers model ({module}): its masking is unknown"
@@ -135,5 +136,5 @@ def packing_problem(model: object) -> str | None:
 
 def flattens_batches(model: object) -> bool:
     """Whether packed batches go in one row: flash attention finds examples by position ids only in one-row batches."""
-    causal_lm = getattr(model, "get_base_model", lambda: model)()
+    causal_lm = causal_lm_of(model)
     return "flash" in str(getattr(getattr(causal_lm, "config", None), "_attn_implementation", ""))

@@ -27,7 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.chaos.local_redis import LocalRedis, free_port  # noqa: E402
+from scripts.test_services import free_port  # noqa: E402
+from tests.chaos.local_redis import LocalRedis  # noqa: E402
 from tests.local_postgres import LocalPostgres, migrate  # noqa: E402
 
 T = TypeVar("T")

@@ -23,11 +23,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from scripts.test_services import free_port
 
 
 class LocalRedis:

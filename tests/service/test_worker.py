@@ -363,7 +363,8 @@ def test_the_app_is_safe_for_long_jobs_on_either_broker(settings: ServiceSetting
     assert conf.task_default_queue == settings.default_queue
     assert "jobs.run" in app.tasks
     # the embedded broker (kombu's SQLAlchemy transport) gets no visibility timeout: it would reach create_engine
-    assert broker_transport_options(f"sqla+sqlite:///{tmp_path / 'broker.db'}") == {}
+    embedded = f"sqla+sqlite:///{tmp_path / 'broker.db'}"
+    assert broker_transport_options(embedded, settings.broker_visibility_timeout_seconds) == {}
 
 
 def test_enqueue_on_the_embedded_broker(settings: ServiceSettings, tmp_path: Path) -> None:
