@@ -78,7 +78,15 @@ def chunked_causal_lm_loss(
     denominator = num_items_in_batch if num_items_in_batch is not None else (targets != IGNORE_INDEX).sum()
     denominator = torch.as_tensor(denominator, device=hidden.device, dtype=torch.float32)
     if type(head) is torch.nn.Linear:
-        loss: torch.Tensor = _FusedLinearCrossEntropy.apply(states, head.weight, head.bias, targets, denominator, step)
+        # The projection runs in the dtype the model's own head would: autocast's under mixed precision (which
+        # also hands us float32 states beside bfloat16 weights: accelerate returns the forward's outputs in float32),
+        # else the weight's. The casts are autograd ops, so the gradients reach the parameters in their own dtype.
+        dtype = projection_dtype(hidden.device.type, head.weight.dtype)
+        bias = head.bias.to(dtype) if head.bias is not None else None
+        with torch.autocast(hidden.device.type, enabled=False):
+            loss: torch.Tensor = _FusedLinearCrossEntropy.apply(
+                states.to(dtype), head.weight.to(dtype), bias, targets, denominator, step
+            )
         return loss
     piece = functools.partial(_chunk_loss, head)
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
@@ -86,6 +94,16 @@ def chunked_causal_lm_loss(
         chunk_loss = checkpoint(piece, states[start : start + step], targets[start : start + step], use_reentrant=False)
         total = total + chunk_loss
     return total / denominator
+
+
+def projection_dtype(device_type: str, weight_dtype: torch.dtype) -> torch.dtype:
+    """The dtype a linear layer computes in here: autocast's lower precision where autocast is on, else the
+    weight's own."""
+    import torch
+
+    if torch.is_autocast_enabled(device_type):
+        return torch.get_autocast_dtype(device_type)
+    return weight_dtype
 
 
 def _chunk_loss(head: nn.Module, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

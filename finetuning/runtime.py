@@ -92,6 +92,11 @@ def build_training_arguments(
     )
     if full_determinism:
         kwargs["full_determinism"] = True
+    if "use_cpu" not in kwargs and not accelerator_available():
+        # a recipe written for GPUs (bf16: true, no use_cpu) runs on a machine without one: on the CPU, where bf16
+        # is valid, rather than failing transformers' "no bf16 GPU" check
+        logger.info("no accelerator here: training on the CPU (use_cpu: true)")
+        kwargs["use_cpu"] = True
     # tokens per second in the events counts real (non-padding) tokens
     kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
     # the filter reads every step's loss back from the device (a synchronisation per step) only to hide a NaN
@@ -105,6 +110,13 @@ def build_training_arguments(
         kwargs["deepspeed"] = deepspeed
     kwargs.update(extra or {})
     return (arguments_class or TrainingArguments)(**kwargs)
+
+
+def accelerator_available() -> bool:
+    """A GPU (or another device torch treats as an accelerator) is present."""
+    import torch
+
+    return bool(torch.accelerator.is_available())
 
 
 _CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")

@@ -66,7 +66,10 @@ class EngineTrainer(Trainer):
         # come back as the last entry of hidden_states
         outputs = model(**inputs, output_hidden_states=True, logits_to_keep=self._no_logits)
         head = causal_lm_of(self.accelerator.unwrap_model(model)).get_output_embeddings()
-        loss = chunked_causal_lm_loss(outputs.hidden_states[-1], head, labels, num_items_in_batch)
+        # under mixed precision the head computes as it would inside the model's forward (accelerate's autocast
+        # wraps only that forward, and hands its outputs back in float32)
+        with self.accelerator.autocast():
+            loss = chunked_causal_lm_loss(outputs.hidden_states[-1], head, labels, num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # as Trainer.compute_loss: the count is over all processes, and DDP averages the gradients
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())

@@ -8,6 +8,7 @@ names what replaced them.
 from __future__ import annotations
 
 import difflib
+import logging
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -16,8 +17,12 @@ from pathlib import Path
 from typing import IO, Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic.fields import FieldInfo
+
+from finetuning.config.legacy import Upgrade, collect_upgrades
+
+logger = logging.getLogger(__name__)
 
 
 class StrictModel(BaseModel):
@@ -28,9 +33,22 @@ class StrictModel(BaseModel):
     # key -> message saying what replaced it (or why the user cannot set it). Checked by the error formatter.
     replaced_keys: ClassVar[Mapping[str, str]] = {}
 
+    _upgrades: list[Upgrade] = PrivateAttr(default_factory=list)
+
+    @property
+    def upgrades(self) -> list[Upgrade]:
+        """The retired fields of older libraries that :meth:`validate_config` translated, one note each."""
+        return list(self._upgrades)
+
+    def startup_problems(self) -> list[ConfigIssue]:
+        """What would stop the run at its start although each field is valid on its own (a config section that
+        starts a run overrides this): found at validation, before anything is queued or loaded."""
+        return []
+
     @classmethod
     def from_yaml(cls, stream: str | bytes | IO[str] | IO[bytes], *, source: str = "the config") -> Self:
-        """Validate a YAML document (text or open file) as this config; unreadable YAML is a :class:`ConfigError`."""
+        """Validate a YAML document (text or open file) as this config; unreadable YAML is a :class:`ConfigError`.
+        Each retired field translated to today's spelling is logged as a warning."""
         try:
             data = yaml.safe_load(stream)
         except Exception as exc:
@@ -38,7 +56,10 @@ class StrictModel(BaseModel):
             # not UTF-8), IndexError ('!!int '), KeyError ('!!bool '), AttributeError ('!!timestamp x'); and
             # RecursionError for nesting deeper than its stack. It only builds plain data: any error is bad input.
             raise ConfigError([ConfigIssue("", f"{source} is not valid YAML: {exc}")]) from None
-        return cls.validate_config({} if data is None else data)
+        config = cls.validate_config({} if data is None else data)
+        for note in config.upgrades:
+            logger.warning("%s: %s", source, note)
+        return config
 
     @classmethod
     def from_yaml_file(cls, path: str | Path) -> Self:
@@ -53,11 +74,19 @@ class StrictModel(BaseModel):
 
     @classmethod
     def validate_config(cls, data: Any) -> Self:
-        """Like ``model_validate`` but raises :class:`ConfigError`, whose issues name paths and near misses."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise ConfigError.from_validation_error(cls, exc) from None
+        """Like ``model_validate`` but raises :class:`ConfigError`, whose issues name paths and near misses; also
+        refuses a config that could not start (:meth:`startup_problems`). Fields of older libraries are read in
+        today's spelling (:mod:`finetuning.config.legacy`); :attr:`upgrades` lists them."""
+        with collect_upgrades() as notes:
+            try:
+                config = cls.model_validate(data)
+            except ValidationError as exc:
+                raise ConfigError.from_validation_error(cls, exc) from None
+        problems = config.startup_problems()
+        if problems:
+            raise ConfigError(problems)
+        config._upgrades = notes
+        return config
 
     def to_yaml(self, *, exclude_unset: bool = False) -> str:
         data = self.model_dump(mode="json", exclude_unset=exclude_unset, by_alias=True)

@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from finetuning.config.base import StrictModel
+from finetuning.config import legacy, startup
+from finetuning.config.base import ConfigIssue, StrictModel
 from finetuning.config.data import DataConf, DataType
 from finetuning.config.model import ModelArgs, NoQuantizationConf, PeftConf, QuantConf, RunConf
 from finetuning.config.tracking import TrackingConf
@@ -29,6 +30,11 @@ def _force_data_type(data_conf: DataConf, wanted: DataType) -> None:
 
 class SFTConfig(StrictModel):
     """Supervised finetuning (``finetuning sft config.yaml``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _today_spelling(cls, data: Any) -> Any:
+        return legacy.upgraded(data, "sft")
 
     method: Literal["sft"] = "sft"
     data_conf: DataConf
@@ -56,6 +62,9 @@ class SFTConfig(StrictModel):
                     "data_conf.chat_template_name: keep-original has none (choose e.g. chat-ml)"
                 )
         return self
+
+    def startup_problems(self) -> list[ConfigIssue]:
+        return startup.training_arguments_problems(self.training_args) + startup.trainer_problems(self)
 
 
 # The preference losses ``training_args.loss_type`` accepts, and the TRL trainer that runs each.
@@ -108,6 +117,11 @@ class DPOConfig(StrictModel):
     """Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
     ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _today_spelling(cls, data: Any) -> Any:
+        return legacy.upgraded(data, "dpo")
+
     method: Literal["dpo"] = "dpo"
     data_conf: DataConf
     training_args: DPOTrainingArgs
@@ -134,6 +148,13 @@ class DPOConfig(StrictModel):
     def trainer_name(self) -> PreferenceTrainerName:
         return preference_trainer(self.training_args.loss_type)
 
+    def startup_problems(self) -> list[ConfigIssue]:
+        return (
+            startup.training_arguments_problems(self.training_args)
+            + startup.trainer_problems(self)
+            + startup.dpo_trainer_problems(self)
+        )
+
 
 class GenerateModelConf(StrictModel):
     model: str
@@ -146,6 +167,11 @@ class OpenInputPrompt(StrictModel):
     type: Literal["open-input"] = "open-input"
     input: str = ""
     num_samples: int = Field(default=1, ge=1)
+    apply_chat_template: bool = Field(
+        default=False,
+        description="false (the default, as in the original engine): input is sent as given, a raw continuation. "
+        "true: input is rendered as one user turn with the tokenizer's chat template and the generation prompt.",
+    )
 
 
 class EvalDataRef(StrictModel):
@@ -159,6 +185,11 @@ class EvalDataPrompt(StrictModel):
 
 class GenerateConfig(StrictModel):
     """Generation with HF ``generate`` (``generate config.yaml output.yaml``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _today_spelling(cls, data: Any) -> Any:
+        return legacy.upgraded(data, "generate")
 
     model_conf: GenerateModelConf
     prompt_conf: OpenInputPrompt | EvalDataPrompt = Field(discriminator="type")

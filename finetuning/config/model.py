@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from finetuning.config import legacy
 from finetuning.config.base import StrictModel
 
 # peft.PeftType values (peft 0.21.2); a test checks this list against the installed peft.
@@ -89,12 +90,13 @@ class ModelArgs(StrictModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _legacy_and_unsafe_keys(cls, data: Any) -> Any:
+    def _retired_and_unsafe_keys(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            if "torch_dtype" in data:
-                if "dtype" in data:
-                    raise ValueError("give either 'dtype' or its legacy name 'torch_dtype', not both")
-                data = {("dtype" if k == "torch_dtype" else k): v for k, v in data.items()}
+            # extra keys pass through to from_pretrained: a retired one left here (finetuning.config.legacy could
+            # not translate its value) would be ignored or fail there, so it is refused now
+            retired = [key for key in data if key in legacy.MODEL_ARGS]
+            if retired:
+                raise ValueError("; ".join(f"{key}: {legacy.MODEL_ARGS[key].refusal}" for key in retired))
             if data.get("use_safetensors") is False:
                 raise ValueError("use_safetensors: false is refused: the engine loads safetensors weights only")
         return data

@@ -7,63 +7,32 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from finetuning.config import legacy
 from finetuning.config.base import StrictModel
 from finetuning.config.hf_dpo_args import HFDPOArguments
 from finetuning.config.hf_training_args import HFTrainingArguments
 
-_COMPUTED = (
-    "computed by the engine from batchsize_conf; set batchsize_conf.total_train_batch_size and "
-    "batchsize_conf.max_per_device_train_batch_size (and batchsize_conf.per_device_eval_batch_size) instead"
-)
-_APEX = "removed in transformers 5 (apex is gone); use fp16: true or bf16: true"
-
-# Keys a user of the original engine (transformers 4.57) may still write, with what replaced them.
-RETIRED_TRAINING_KEYS: dict[str, str] = {
-    "per_device_train_batch_size": _COMPUTED,
-    "per_device_eval_batch_size": _COMPUTED,
-    "gradient_accumulation_steps": _COMPUTED,
-    "per_gpu_train_batch_size": _COMPUTED,
-    "per_gpu_eval_batch_size": _COMPUTED,
+# Fields of transformers' TrainingArguments the engine owns, and what to set instead.
+ENGINE_OWNED_KEYS: dict[str, str] = {
+    "per_device_train_batch_size": legacy.COMPUTED_BY_ENGINE,
+    "per_device_eval_batch_size": legacy.COMPUTED_BY_ENGINE,
+    "gradient_accumulation_steps": legacy.COMPUTED_BY_ENGINE,
     "resume_from_checkpoint": "set run_conf.resume_from_checkpoint (true, a path, or auto)",
     "local_rank": "set by the launcher (accelerate launch or torchrun), not in the config",
-    "evaluation_strategy": "renamed to eval_strategy",
-    "warmup_ratio": "removed in transformers 5; give warmup_steps a float in [0, 1) (e.g. warmup_steps: 0.1)",
-    "logging_dir": "removed in transformers 5; TensorBoard logs go to <output_dir>/runs, or to the "
-    "TENSORBOARD_LOGGING_DIR environment variable",
-    "overwrite_output_dir": "removed in transformers 5; the trainer writes into output_dir as is, "
-    "and run_conf.resume_from_checkpoint: auto continues a run found there",
-    "save_safetensors": "removed in transformers 5: checkpoints are always safetensors",
-    "no_cuda": "renamed to use_cpu",
-    "use_mps_device": "removed in transformers 5: MPS is used when available; use_cpu: true turns it off",
-    "jit_mode_eval": "removed in transformers 5; use torch_compile: true",
-    "fp16_opt_level": _APEX,
-    "half_precision_backend": _APEX,
-    "fp16_backend": _APEX,
-    "tpu_num_cores": "removed in transformers 5 (TPU flags are gone)",
-    "tpu_metrics_debug": "removed in transformers 5; use debug: tpu_metrics_debug",
-    "past_index": "removed in transformers 5",
-    "fsdp_min_num_params": "removed in transformers 5; set fsdp_config.min_num_params",
-    "fsdp_transformer_layer_cls_to_wrap": "removed in transformers 5; set fsdp_config.transformer_layer_cls_to_wrap",
-    "adafactor": "removed in transformers 5; use optim: adafactor",
-    "group_by_length": "removed in transformers 5; use train_sampling_strategy: group_by_length",
-    "use_legacy_prediction_loop": "removed in transformers 5",
-    "include_inputs_for_metrics": "removed in transformers 5; use include_for_metrics: [inputs]",
-    "push_to_hub_model_id": "removed in transformers 5; use hub_model_id",
-    "push_to_hub_organization": "removed in transformers 5; use hub_model_id: <organization>/<name>",
-    "push_to_hub_token": "removed in transformers 5; use hub_token",
-    "mp_parameters": "removed in transformers 5 (SageMaker model parallelism is gone)",
-    "torchdynamo": "removed in transformers 5; use torch_compile_backend",
-    "ray_scope": "removed in transformers 5",
-    "include_tokens_per_second": "removed in transformers 5; the engine's events report tokens per second "
-    "at every logging step",
+}
+
+# Every key a config may hold that this schema does not take, with the reason; retired fields of older libraries
+# whose value can be translated never get here (finetuning.config.legacy rewrites them first).
+RETIRED_TRAINING_KEYS: dict[str, str] = {
+    **ENGINE_OWNED_KEYS,
+    **legacy.refusals(legacy.TRAINING_ARGS),
     "max_seq_length": "set sft_args.max_seq_length",
 }
 
 RETIRED_DPO_KEYS: dict[str, str] = {
     **RETIRED_TRAINING_KEYS,
+    **legacy.refusals(legacy.DPO_ARGS),
     "max_seq_length": "use max_length",
-    "max_prompt_length": "removed in TRL 1.x; long prompts are cut by max_length and truncation_mode",
-    "model_init_kwargs": "set run_conf.model_args",
     "trust_remote_code": "set run_conf.model_args.trust_remote_code",
     "dataset_num_proc": "use the --num-preprocess-workers command-line flag",
 }
@@ -79,6 +48,20 @@ class DPOTrainingArgs(HFDPOArguments):
     """``trl.DPOConfig`` fields; the loss variant (sigmoid, ipo, hinge, ...) comes from ``loss_type``."""
 
     replaced_keys: ClassVar[dict[str, str]] = RETIRED_DPO_KEYS
+
+    max_prompt_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="[DPO; applied by the engine] Prompts longer than this keep their last max_prompt_length tokens "
+        "(the end, where the question is), as TRL 0.x did. Null: prompts are not cut on their own; max_length "
+        "still bounds prompt and answer together.",
+    )
+    max_completion_length: int | None = Field(
+        default=None,
+        ge=1,
+        description="[DPO and CPO] Chosen and rejected answers longer than this keep their first "
+        "max_completion_length tokens (for DPO applied by the engine, as TRL 0.x did). Null: no separate limit.",
+    )
 
 
 class BatchsizeConf(StrictModel):

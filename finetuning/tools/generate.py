@@ -81,7 +81,7 @@ def run_generate(config_path: Path, output: Path, events: EventWriter) -> dict[s
     budget = prompt_budget(requested)
     prompts = build_prompts(config.prompt_conf, tokenizer)
     encoded = [encode_prompt(tokenizer, prompt.text, budget) for prompt in prompts]
-    if not encoded[0].ids:  # only open-input without a chat template can encode to nothing, and then all samples do
+    if not encoded[0].ids:  # only an open input sent as given can encode to nothing, and then all samples do
         raise FinetuningError(
             "the prompt is empty and the tokenizer adds no BOS token, so there is nothing to generate from; "
             "give an input",

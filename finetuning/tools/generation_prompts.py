@@ -1,5 +1,6 @@
-"""The prompts of a generate job: an open input repeated, or the conversations of an eval-data file, rendered with
-the tokenizer's chat template and encoded the way the model expects them."""
+"""The prompts of a generate job: an open input repeated (as given, or as a user turn when asked), or the
+conversations of an eval-data file rendered with the tokenizer's chat template; encoded the way the model expects
+them."""
 
 from __future__ import annotations
 
@@ -49,10 +50,18 @@ class EncodedPrompt:
     truncated: bool
 
 
-def render_open_input(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
-    """A single user turn with the generation prompt when the tokenizer has a chat template, else the raw text."""
-    if not tokenizer.chat_template:
+def render_open_input(tokenizer: PreTrainedTokenizerBase, text: str, *, apply_chat_template: bool = False) -> str:
+    """The input as given, a raw continuation as the original engine sends it; with ``apply_chat_template``, a
+    single user turn with the generation prompt."""
+    if not apply_chat_template:
         return text
+    if not tokenizer.chat_template:
+        raise FinetuningError(
+            "prompt_conf.apply_chat_template is true, but the tokenizer has no chat template; give a tokenizer that "
+            "has one (model_conf.tokenizer) or leave apply_chat_template false to send the input as given",
+            "invalid_config",
+            "prompt_conf.apply_chat_template",
+        )
     return str(
         tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, tokenize=False)
     )
@@ -63,12 +72,13 @@ def build_prompts(prompt_conf: OpenInputPrompt | EvalDataPrompt, tokenizer: PreT
 
     if isinstance(prompt_conf, OpenInputPrompt):
         try:
-            text = render_open_input(tokenizer, prompt_conf.input)
+            text = render_open_input(tokenizer, prompt_conf.input, apply_chat_template=prompt_conf.apply_chat_template)
         except TemplateError as exc:
             raise FinetuningError(
                 f"the chat template rejected the input: {exc}", "invalid_config", "prompt_conf.input"
             ) from exc
-        return [Prompt(OPEN_PROMPT_DATASET, str(i), text, []) for i in range(prompt_conf.num_samples)]
+        # The original engine gives every open-input sample an empty response, so its reference answers are [""].
+        return [Prompt(OPEN_PROMPT_DATASET, str(i), text, [""]) for i in range(prompt_conf.num_samples)]
 
     path = prompt_conf.data.path
     if not tokenizer.chat_template:

@@ -20,6 +20,8 @@ from finetuning.tools import generation_prompts as gp
 
 pytestmark = pytest.mark.slow
 
+ORIGINAL_CONFIGS = Path(__file__).parents[1] / "assets" / "original-configs"
+
 ITEM_KEYS = [
     "dataset",
     "id",
@@ -110,12 +112,14 @@ def test_open_input_is_reproducible_and_round_trips(tiny_model_dir: Path, tmp_pa
     assert [item["id"] for item in items] == ["0", "1", "2"]
     first = items[0]
     assert first["dataset"] == first["data_collection"] == "_open_prompt_data_"
-    # The tiny tokenizer has a chat template, so the input is a user turn with the generation prompt.
-    assert first["prompt"] == "User: What color is the sky?\nAssistant:"
+    # As the original engine: the input is sent as given, though the tiny tokenizer has a chat template.
+    assert first["prompt"] == "What color is the sky?"
     assert first["answer"]
-    assert first["all_text_raw"].startswith(first["prompt"])
+    assert first["all_text_raw"].startswith("What color is the sky?")
     assert first["all_text_raw"].endswith(first["answer"])
-    assert (first["correct_answers"], first["test_type"], first["truncated"]) == ([], "open-ended", False)
+    assert "User:" not in first["all_text_raw"]
+    # The original's empty response for every open-input sample: one empty reference answer, not none.
+    assert (first["correct_answers"], first["test_type"], first["truncated"]) == ([""], "open-ended", False)
     assert len({item["answer"] for item in items}) == 1  # greedy: every sample alike
     params = first["gen_params"]
     assert params["max_new_tokens"] == 8
@@ -143,6 +147,71 @@ def test_open_input_is_reproducible_and_round_trips(tiny_model_dir: Path, tmp_pa
     assert not list(output.parent.glob(".*.tmp"))  # the temporary file was renamed, not left behind
 
 
+def test_open_input_with_apply_chat_template_is_a_user_turn(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config = open_input(tiny_model_dir, num_samples=2)
+    config["prompt_conf"]["apply_chat_template"] = True
+    code, events, output = run_generate(tmp_path, config)
+    assert code == 0, events[-1]
+    items = yaml.safe_load(output.read_text(encoding="utf-8"))
+    assert [list(item) for item in items] == [ITEM_KEYS] * 2
+    assert [item["id"] for item in items] == ["0", "1"]
+    first = items[0]
+    assert first["prompt"] == "User: What color is the sky?\nAssistant:"
+    assert first["all_text_raw"].startswith(first["prompt"])
+    assert first["all_text_raw"].endswith(first["answer"])
+    assert first["correct_answers"] == [""]
+    assert first["dataset"] == first["data_collection"] == "_open_prompt_data_"
+
+
+def test_apply_chat_template_without_a_template_fails_naming_the_field(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from transformers import AutoTokenizer
+
+    plain_tokenizer = tmp_path / "no-template-tokenizer"
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.chat_template = None
+    tokenizer.save_pretrained(plain_tokenizer)
+    assert not AutoTokenizer.from_pretrained(plain_tokenizer).chat_template
+
+    config = open_input(tiny_model_dir)
+    config["model_conf"]["tokenizer"] = str(plain_tokenizer)
+    config["prompt_conf"]["apply_chat_template"] = True
+    code, events, output = run_generate(tmp_path, config, "templated")
+    assert code == 2
+    error = events[-1]["error"]
+    assert (error["code"], error["param"]) == ("invalid_config", "prompt_conf.apply_chat_template")
+    assert "no chat template" in error["message"]
+    assert "no chat template" in capsys.readouterr().err
+    assert not output.exists()
+    assert not any(e.get("phase") == "loading_model" for e in events)  # found before loading the model
+
+    # The default needs no template: the input goes as given.
+    del config["prompt_conf"]["apply_chat_template"]
+    code, events, output = run_generate(tmp_path, config, "raw")
+    assert code == 0, events[-1]
+    assert [item["prompt"] for item in yaml.safe_load(output.read_text())] == ["What color is the sky?"]
+
+
+def test_the_original_engines_generate_config_runs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # The original engine's own test config, with the tiny model in place of the hub one: its revision is a hub
+    # commit, which means nothing for a local folder.
+    config = yaml.safe_load((ORIGINAL_CONFIGS / "orig-test_e2e-test_generate-generate_config.yaml").read_text())
+    config["model_conf"]["model"] = str(tiny_model_dir)
+    del config["model_conf"]["model_args"]["revision"]
+    code, events, output = run_generate(tmp_path, config)
+    assert code == 0, events[-1]
+    items = yaml.safe_load(output.read_text(encoding="utf-8"))
+    assert [list(item) for item in items] == [ITEM_KEYS]
+    (item,) = items
+    assert item["prompt"] == "Hi my name is "
+    assert item["all_text_raw"].startswith("Hi my name is ")
+    assert (item["dataset"], item["id"], item["correct_answers"]) == ("_open_prompt_data_", "0", [""])
+    assert item["gen_params"]["max_new_tokens"] == 4
+    assert item["gen_params"]["do_sample"] is False
+    assert 0 < events[-1]["metrics"]["new_tokens"] <= 4
+
+
 def test_sampling_with_a_seed_repeats(tiny_model_dir: Path, tmp_path: Path) -> None:
     config = open_input(tiny_model_dir, num_samples=4, seed=3)
     config["hf_gen_params"] = {"do_sample": True, "temperature": 1.5, "max_new_tokens": 8}
@@ -162,7 +231,10 @@ def test_batches_give_the_token_ids_of_one_at_a_time(tiny_model_dir: Path, tmp_p
     generation_config = gen.build_generation_config({"do_sample": False, "max_new_tokens": 16}, tokenizer)
     model = gen.load_generation_model(config, tokenizer)
     generation_config = gen.with_model_defaults(generation_config, model)
-    prompts = [gp.encode_prompt(tokenizer, gp.render_open_input(tokenizer, q), 100).ids for q in QUESTIONS]
+    prompts = [
+        gp.encode_prompt(tokenizer, gp.render_open_input(tokenizer, q, apply_chat_template=True), 100).ids
+        for q in QUESTIONS
+    ]
     assert len({len(p) for p in prompts[:4]}) == 3  # the batches of 4 mix lengths: padding is exercised
 
     one_at_a_time = gen.generate_batches(model, tokenizer, prompts, generation_config, batch_size=1)
@@ -204,6 +276,7 @@ def test_eval_data_fields_and_reference_answers(tiny_model_dir: Path, tmp_path: 
     code, _, output = run_generate(tmp_path, eval_data(tiny_model_dir, data, batch_size=2))
     assert code == 0
     items = yaml.safe_load(output.read_text())
+    assert [list(item) for item in items] == [ITEM_KEYS] * 3
     assert [(i["dataset"], i["data_collection"], i["id"]) for i in items] == [
         ("colors", "colors", "q-sky"),
         ("evalset", "evalset", "7"),  # no dataset: the file's name
