@@ -89,7 +89,9 @@ class JobRead(BaseModel):
     config: dict[str, Any] = Field(description="The config as submitted (validated).")
     resolved: dict[str, Any] = Field(
         description="What runs: `config` (paths in force, outputs under the job's folder), `num_processes`, "
-        "`training_config` (adapter conversion) and, once running, `engine` (e.g. computed batch sizes)."
+        "`training_config` (adapter conversion), `upgrades` (fields of the original engine's libraries that were "
+        "read in today's spelling: `param`, `replacement`, `reason`) and, once running, `engine` (e.g. computed "
+        "batch sizes)."
     )
     inputs: dict[str, JobInput] = Field(description="Config path -> the earlier job output it was chained to.")
     error: JobError | None

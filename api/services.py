@@ -101,6 +101,9 @@ def submit_job(
         resolved["training_config"] = plan.training_config
     if plan.overridden:
         resolved["overridden"] = plan.overridden
+    if config.upgrades:
+        # fields of the original engine's libraries, read in today's spelling (the stored config has it)
+        resolved["upgrades"] = [upgrade.as_dict() for upgrade in config.upgrades]
     if settings.max_queued_jobs_per_project or settings.max_active_jobs_per_project:
         repository.lock_project_submissions(session, project)
         if meta.idempotency_key:

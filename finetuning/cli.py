@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetuning.config import CONFIG_CLASSES, ConfigError
+from finetuning.tools import upgrade_config
 from finetuning.tools.common import EXIT_BAD_INPUT, EXIT_OK, add_common_arguments, run_with_events, setup_logging
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mlflow-server-uri", default=None, help="MLflow server URI. Can be local path.")
     parser.add_argument("--experiment-name", default="default", help="Experiment name that is used for MLflow tracking")
     parser.add_argument("--hf-mlflow-log-artifacts", default="False", help="Whether to store model artifacts in MLFlow")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{sft,dpo,validate,schema,tiny-model}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="{sft,dpo,validate,upgrade-config,schema,tiny-model}"
+    )
     for method, text in (
         ("sft", "Supervised FineTuning."),
         (
@@ -42,6 +45,11 @@ def make_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="Check a config file and print the resolved config.")
     validate.add_argument("kind", choices=sorted(CONFIG_CLASSES))
     validate.add_argument("config", type=Path)
+
+    upgrade = commands.add_parser(
+        "upgrade-config", help="Rewrite configs of the original engine in today's spelling, keeping comments."
+    )
+    upgrade_config.make_parser(upgrade)
 
     schema = commands.add_parser("schema", help="Print the JSON Schema of a config (for editors and the API).")
     schema.add_argument("kind", choices=sorted(CONFIG_CLASSES))
@@ -61,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "schema":
         print(json.dumps(CONFIG_CLASSES[args.kind].model_json_schema(), indent=2))
         return EXIT_OK
+    if args.command == "upgrade-config":
+        return upgrade_config.run(args)
     if args.command == "validate":
         try:
             config = CONFIG_CLASSES[args.kind].from_yaml_file(args.config)

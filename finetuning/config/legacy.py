@@ -167,8 +167,10 @@ def _warmup_ratio(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] |
         return None, "0 means no warmup, the default"
     ratio = min(float(value), _LARGEST_RATIO)
     edit.rename(key, "warmup_steps", ratio)
-    return f"{edit.loc('warmup_steps')}: {ratio}", "transformers 5 removed warmup_ratio; a warmup_steps below 1 is "
-    "the same fraction of the training steps"
+    return (
+        f"{edit.loc('warmup_steps')}: {ratio}",
+        "transformers 5 removed warmup_ratio; a warmup_steps below 1 is the same fraction of the training steps",
+    )
 
 
 def _switch_to(target: str, target_value: Any, reason: str) -> Rule:
@@ -251,9 +253,8 @@ def _push_to_hub_organization(edit: _Edit, key: str, value: Any) -> tuple[str | 
     if not isinstance(value, str) or (isinstance(model_id, str) and "/" in model_id):
         return None
     name = model_id or PurePosixPath(str(edit.original.get("output_dir") or "checkpoints")).name
-    edit.drop(key)
     edit.section.pop("push_to_hub_model_id", None)
-    edit.set("hub_model_id", f"{value}/{name}")
+    edit.rename(key, "hub_model_id", f"{value}/{name}")
     return f"{edit.loc('hub_model_id')}: {value}/{name}", "transformers 5 takes the organization in hub_model_id"
 
 
@@ -275,6 +276,9 @@ TRAINING_ARGS: dict[str, Retired] = {
     "no_cuda": renamed("use_cpu", "renamed in transformers 4.34"),
     "push_to_hub_model_id": renamed("hub_model_id", "transformers 5 removed push_to_hub_model_id"),
     "push_to_hub_token": renamed("hub_token", "transformers 5 removed push_to_hub_token"),
+    "push_to_hub_organization": Retired(
+        _push_to_hub_organization, "removed in transformers 5; give hub_model_id: <organization>/<name>"
+    ),
     "torchdynamo": renamed(
         "torch_compile_backend", "transformers 5 removed torchdynamo; a backend turns torch_compile on, as it did"
     ),
@@ -383,20 +387,29 @@ def _rpo_alpha(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | No
     edit.set("loss_weights", [*weights, float(value)])
     edit.drop(key)
     return (
-        f"{edit.loc('loss_type')}: {[*losses, 'sft']} with {edit.loc('loss_weights')}: {[*weights, float(value)]}",
+        f"{edit.loc('loss_type')}: {_flow([*losses, 'sft'])} with {edit.loc('loss_weights')}: "
+        f"{_flow([*weights, float(value)])}",
         "TRL 1 writes RPO as the DPO loss plus a weighted SFT loss on the chosen answers, which is what rpo_alpha "
         "added",
     )
 
 
+def _flow(items: list[Any]) -> str:
+    return "[" + ", ".join(str(item) for item in items) + "]"
+
+
 def _loss_type(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | None:
     if value == "aot_pair":
-        edit.set(key, "aot_unpaired")
+        new: Any = "aot_unpaired"
     elif isinstance(value, list) and "aot_pair" in value:
-        edit.set(key, ["aot_unpaired" if v == "aot_pair" else v for v in value])
+        new = ["aot_unpaired" if v == "aot_pair" else v for v in value]
     else:
         return None
-    return f"{edit.loc(key)}: aot_unpaired", "TRL renamed the loss aot_pair to aot_unpaired"
+    edit.set(key, new)
+    return (
+        f"{edit.loc(key)}: {_flow(new) if isinstance(new, list) else new}",
+        "TRL renamed the loss aot_pair to aot_unpaired",
+    )
 
 
 def _adapter_name(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | None:
@@ -549,13 +562,13 @@ def upgrade_document(kind: ConfigKind, doc: Section) -> list[Upgrade]:
         if section is None:
             continue
         edit = _Edit(doc, section, path)
-        for key, value in list(section.items()):
+        for key in list(section):
             if not isinstance(key, str):
                 continue
             rule = retired[key].rule if key in retired else values.get(key)
             if rule is None or key not in section:  # not retired, or moved along with an earlier field
                 continue
-            outcome = rule(edit, key, value)
+            outcome = rule(edit, key, section[key])
             if outcome is not None:
                 notes.append(Upgrade(edit.loc(key), outcome[0], outcome[1]))
     return notes

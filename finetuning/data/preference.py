@@ -8,6 +8,8 @@ desirable and an undesirable row.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, NoneInput
@@ -73,3 +75,26 @@ def prepare_preference_datasets(data_conf: DataConf, *, unpaired: bool) -> tuple
     return rows(records), rows(
         concatenate([load_records(ref.path, validation.data_type) for ref in validation.datasets])
     )
+
+
+@dataclass
+class TruncatingPreferenceCollator:
+    """TRL's preference collator, with each example's prompt cut to its last ``max_prompt_length`` tokens and each
+    answer to its first ``max_completion_length`` tokens first: the original engine's (TRL 0.x's) truncation, which
+    TRL 1 no longer does. ``inner`` is the trainer's own collator, so padding and the pad token stay TRL's."""
+
+    inner: Callable[[list[dict[str, Any]]], Any]
+    max_prompt_length: int | None
+    max_completion_length: int | None
+
+    def __call__(self, examples: list[dict[str, Any]]) -> Any:
+        return self.inner([self._truncated(example) for example in examples])
+
+    def _truncated(self, example: dict[str, Any]) -> dict[str, Any]:
+        out = dict(example)
+        if self.max_prompt_length is not None:
+            out["prompt_ids"] = list(example["prompt_ids"])[-self.max_prompt_length :]
+        if self.max_completion_length is not None:
+            for key in ("chosen_ids", "rejected_ids"):
+                out[key] = list(example[key])[: self.max_completion_length]
+        return out

@@ -193,6 +193,7 @@ def load_trainable_model(
         sharded=bool(args_conf.fsdp),
         defer_new_adapter=defer_new_adapter,
     )
+    models.keep_trainable_weights_in_float32(trainable, mixed_precision=bool(training_args.bf16 or training_args.fp16))
     return LoadedModel(trainable, peft_config, vocab_grew, new_basemodel)
 
 

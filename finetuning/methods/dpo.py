@@ -58,6 +58,10 @@ def describe_reference(trainer: Any, trainer_name: PreferenceTrainerName) -> str
     return "precomputed"
 
 
+# DPO fields TRL 1 dropped and the engine applies itself (finetuning.data.preference.TruncatingPreferenceCollator)
+ENGINE_TRUNCATION = frozenset({"max_prompt_length", "max_completion_length"})
+
+
 def _trainer_classes(name: PreferenceTrainerName) -> tuple[type, type]:
     """(trainer, its config class) for a preference method."""
     if name == "kto":
@@ -87,8 +91,9 @@ def preference_arguments(
 
     args_conf = config.training_args
     accepted = {f.name for f in dataclasses.fields(arguments_class)}
+    engine_applied = ENGINE_TRUNCATION if config.trainer_name == "dpo" else frozenset()
     user_set = args_conf.model_fields_set
-    foreign = sorted(name for name in user_set - accepted if name != "loss_type")
+    foreign = sorted(name for name in user_set - accepted - engine_applied if name != "loss_type")
     if foreign:
         raise FinetuningError(
             f"{', '.join(foreign)} do not apply to loss_type {args_conf.loss_type!r} "
@@ -107,7 +112,7 @@ def preference_arguments(
             and not args_conf.fp16
         )
     loss_type = args_conf.loss_type
-    drop: tuple[str, ...] = ()
+    drop: tuple[str, ...] = tuple(engine_applied)
     if config.trainer_name == "cpo":
         extra["loss_type"] = "simpo" if loss_type == "simpo" else "sigmoid"
     elif config.trainer_name == "orpo":
@@ -126,7 +131,7 @@ def run_dpo(
     callbacks: Sequence[TrainerCallback] = (),
 ) -> DPOResult:
     """Run one preference-optimization experiment."""
-    from finetuning.data.preference import prepare_preference_datasets
+    from finetuning.data.preference import TruncatingPreferenceCollator, prepare_preference_datasets
 
     preflight_training(config)
     args_conf, run_conf = config.training_args, config.run_conf
@@ -171,6 +176,10 @@ def run_dpo(
         callbacks=[EventsCallback(events), *callbacks],
         **trainer_kwargs,
     )
+    if config.trainer_name == "dpo" and (args_conf.max_prompt_length or args_conf.max_completion_length):
+        trainer.data_collator = TruncatingPreferenceCollator(
+            trainer.data_collator, args_conf.max_prompt_length, args_conf.max_completion_length
+        )
     reference = describe_reference(trainer, config.trainer_name)
     logger.info("%s trainer; reference model: %s", config.trainer_name.upper(), reference)
     outcome = train_and_save(
