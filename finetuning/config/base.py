@@ -35,6 +35,18 @@ class StrictModel(BaseModel):
 
     _upgrades: list[Upgrade] = PrivateAttr(default_factory=list)
 
+    def __eq__(self, other: object) -> bool:
+        # how a config was read (its upgrade notes) is not part of the config
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return (
+            type(self) is type(other)
+            and self.__dict__ == other.__dict__
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like every pydantic model
+
     @property
     def upgrades(self) -> list[Upgrade]:
         """The retired fields of older libraries that :meth:`validate_config` translated, one note each."""

@@ -122,6 +122,9 @@ def renamed(new_key: str, reason: str) -> Retired:
     """Same meaning, new name. Both names with different values: refused, there is no telling which was meant."""
 
     def rule(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | None:
+        if value is None:
+            edit.drop(key)
+            return None, "it was unset"
         if new_key in edit.original and edit.original[new_key] != value:
             return None
         edit.rename(key, new_key, value)
@@ -204,11 +207,12 @@ def _include_inputs_for_metrics(edit: _Edit, key: str, value: Any) -> tuple[str 
     return f"{edit.loc('include_for_metrics')}: [inputs]", "transformers 5 removed include_inputs_for_metrics"
 
 
-def _into_mapping(field: str, subkey: str, *, as_list: bool = False) -> Rule:
-    """A flat field that moved into a dict field (``fsdp_config``, ``accelerator_config``)."""
+def _into_mapping(field: str, subkey: str, *, as_list: bool = False, unset: tuple[Any, ...] = (None,)) -> Rule:
+    """A flat field that moved into a dict field (``fsdp_config``, ``accelerator_config``); ``unset``: the values
+    that meant "not set"."""
 
     def rule(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | None:
-        if _is_unset(value) or value == 0:
+        if any(value == u and type(value) is type(u) for u in unset):
             edit.drop(key)
             return None, "it was unset"
         target = edit.section.get(field)
@@ -299,11 +303,11 @@ TRAINING_ARGS: dict[str, Retired] = {
         _include_inputs_for_metrics, "removed in transformers 5; use include_for_metrics: [inputs]"
     ),
     "fsdp_min_num_params": Retired(
-        _into_mapping("fsdp_config", "min_num_params"),
+        _into_mapping("fsdp_config", "min_num_params", unset=(None, 0)),
         "removed in transformers 5; set fsdp_config.min_num_params (inside the file when fsdp_config names one)",
     ),
     "fsdp_transformer_layer_cls_to_wrap": Retired(
-        _into_mapping("fsdp_config", "transformer_layer_cls_to_wrap", as_list=True),
+        _into_mapping("fsdp_config", "transformer_layer_cls_to_wrap", as_list=True, unset=(None, "", [])),
         "removed in transformers 5; set fsdp_config.transformer_layer_cls_to_wrap (inside the file when fsdp_config "
         "names one)",
     ),
@@ -437,6 +441,9 @@ DPO_ARGS: dict[str, Retired] = {
         "it had no effect in the original engine either, which loaded the model itself; from_pretrained keyword "
         "arguments go in run_conf.model_args"
     ),
+    "dataset_num_proc": no_effect(
+        "the original engine took it from the --num-preprocess-workers command-line flag, as the engine does"
+    ),
     "model_adapter_name": Retired(
         _adapter_name, "removed in TRL 1: the engine trains one adapter and takes the reference with it disabled"
     ),
@@ -505,6 +512,21 @@ MODEL_ARGS: dict[str, Retired] = {
         _switch_to("attn_implementation", "flash_attention_2", "transformers 5 removed use_flash_attention_2"),
         "removed in transformers 5; use attn_implementation: flash_attention_2",
     ),
+    "from_tf": no_effect(
+        "false was the default",
+        unless=lambda value: value is True,
+        refusal="removed in transformers 5; the engine loads safetensors weights only: convert the checkpoint",
+    ),
+    "from_flax": no_effect(
+        "false was the default",
+        unless=lambda value: value is True,
+        refusal="removed in transformers 5; the engine loads safetensors weights only: convert the checkpoint",
+    ),
+    "low_cpu_mem_usage": no_effect("transformers 5 always loads with low memory use"),
+    "resume_download": no_effect("downloads always resume now"),
+    "offload_state_dict": no_effect("transformers 5 decides this itself"),
+    "mirror": no_effect("transformers 5 ignores it; set HF_ENDPOINT for a mirror"),
+    "_fast_init": no_effect("transformers 5 always initializes this way"),
     **{
         name: Retired(
             _bnb_to_quant_conf,

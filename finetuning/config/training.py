@@ -34,7 +34,6 @@ RETIRED_DPO_KEYS: dict[str, str] = {
     **legacy.refusals(legacy.DPO_ARGS),
     "max_seq_length": "use max_length",
     "trust_remote_code": "set run_conf.model_args.trust_remote_code",
-    "dataset_num_proc": "use the --num-preprocess-workers command-line flag",
 }
 
 

@@ -103,26 +103,25 @@ def test_computed_fields_cannot_be_set_even_to_their_default(key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("key", "replacement"),
+    ("key", "value", "reason"),
     [
-        ("evaluation_strategy", "eval_strategy"),
-        ("warmup_ratio", "warmup_steps"),
-        ("no_cuda", "use_cpu"),
-        ("group_by_length", "train_sampling_strategy"),
-        ("save_safetensors", "always safetensors"),
-        ("max_seq_length", "sft_args.max_seq_length"),
+        ("save_safetensors", False, "safetensors only"),
+        ("max_seq_length", 512, "sft_args.max_seq_length"),
+        ("mp_parameters", "--foo", "SageMaker"),
+        ("per_gpu_train_batch_size", 4, "batchsize_conf.total_train_batch_size"),
+        ("warmup_ratio", 1.5, "warmup_steps"),
     ],
 )
-def test_retired_training_args_name_their_replacement(key: str, replacement: str) -> None:
+def test_retired_training_args_that_cannot_be_kept_name_the_reason(key: str, value: Any, reason: str) -> None:
     data = minimal_sft()
-    data["training_args"][key] = 0.1
-    assert replacement in issues(data)[f"training_args.{key}"]
+    data["training_args"][key] = value
+    assert reason in issues(data)[f"training_args.{key}"]
 
 
-def test_retired_dpo_key_names_its_replacement() -> None:
+def test_retired_dpo_key_that_cannot_be_kept_names_the_reason() -> None:
     data = yaml.safe_load((CONFIGS / "dpo.yaml").read_text())
-    data["training_args"]["max_prompt_length"] = 512
-    assert "max_length" in issues(data, DPOConfig)["training_args.max_prompt_length"]
+    data["training_args"]["reference_free"] = True
+    assert "simpo" in issues(data, DPOConfig)["training_args.reference_free"]
 
 
 def test_sft_args_is_an_unknown_key_for_dpo() -> None:
