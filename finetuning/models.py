@@ -164,24 +164,31 @@ def embedding_module_names(model: PreTrainedModel) -> list[str]:
 
 
 def keep_trainable_weights_in_float32(model: Any, *, mixed_precision: bool) -> int:
-    """Trainable float16 weights become float32 (returns how many): Adam's updates underflow in float16, so a
-    float16 model trained as it is turns to NaN within steps (on a GPU, fp16's gradient scaler refuses it outright).
-    Frozen weights stay float16. Done under mixed precision, where autocast runs each layer in float16 whatever its
-    weights' dtype, or when every weight trains (the whole model is then float32 and consistent)."""
+    """Trainable float16 weights become float32 (returns how many weights were cast): Adam's updates underflow in
+    float16, so a float16 model trained as it is turns to NaN or diverges within steps (on a GPU, fp16's gradient
+    scaler refuses it outright). Under mixed precision only the trainable weights are cast (autocast runs each layer
+    in float16 whatever its weights' dtype); without it the whole model is, since layers of two dtypes cannot feed
+    each other."""
     import torch
 
     parameters = list(model.parameters())
-    half = [p for p in parameters if p.requires_grad and p.dtype == torch.float16]
-    if not half or not (mixed_precision or all(p.requires_grad for p in parameters)):
+    if not any(p.requires_grad and p.dtype == torch.float16 for p in parameters):
         return 0
-    for parameter in half:
+    cast = [p for p in parameters if p.dtype == torch.float16 and (p.requires_grad or not mixed_precision)]
+    for parameter in cast:
         parameter.data = parameter.data.float()
-    logger.warning(
-        "%d trainable float16 weights are kept in float32 (float16 master weights lose Adam's updates); the frozen "
-        "weights stay float16",
-        len(half),
-    )
-    return len(half)
+    if mixed_precision:
+        logger.warning(
+            "%d trainable float16 weights are kept in float32 (float16 master weights lose Adam's updates); the "
+            "frozen weights stay float16",
+            len(cast),
+        )
+    else:
+        logger.warning(
+            "the float16 model trains in float32: without mixed precision (bf16: true, or fp16: true on a GPU) "
+            "float16 weights lose Adam's updates"
+        )
+    return len(cast)
 
 
 def attach_peft(

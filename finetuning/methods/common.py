@@ -193,7 +193,15 @@ def load_trainable_model(
         sharded=bool(args_conf.fsdp),
         defer_new_adapter=defer_new_adapter,
     )
-    models.keep_trainable_weights_in_float32(trainable, mixed_precision=bool(training_args.bf16 or training_args.fp16))
+    on_cpu = training_args.device.type == "cpu"
+    if training_args.fp16 and on_cpu:
+        logger.warning(
+            "fp16: true has no effect on the CPU (accelerate runs fp16 autocast on GPUs only): the model trains in "
+            "its own dtype; bf16: true is mixed precision on the CPU"
+        )
+    # accelerate autocasts bf16 on every device, fp16 off the CPU only
+    autocast = bool(training_args.bf16 or (training_args.fp16 and not on_cpu))
+    models.keep_trainable_weights_in_float32(trainable, mixed_precision=autocast)
     return LoadedModel(trainable, peft_config, vocab_grew, new_basemodel)
 
 
