@@ -65,3 +65,18 @@ def test_unpaired_records_keep_their_label() -> None:
     (row,) = to_trl_rows([record], DataType.UNPAIRED_PREFERENCE, unpaired=True)
     assert row["label"] is False
     assert row["completion"] == [{"role": "assistant", "content": "bad"}]
+
+
+def test_truncation_keeps_the_prompts_end_and_the_answers_start() -> None:
+    """TRL 0.13's max_prompt_length / max_completion_length, which the engine applies before TRL's collator."""
+    from finetuning.data.preference import TruncatingPreferenceCollator
+
+    seen: list[list[dict[str, list[int]]]] = []
+    collator = TruncatingPreferenceCollator(seen.append, max_prompt_length=2, max_completion_length=3)
+    example = {"prompt_ids": [1, 2, 3, 4], "chosen_ids": [5, 6, 7, 8], "rejected_ids": [9, 10]}
+    collator([example])
+    assert seen == [[{"prompt_ids": [3, 4], "chosen_ids": [5, 6, 7], "rejected_ids": [9, 10]}]]
+    assert example["prompt_ids"] == [1, 2, 3, 4]  # the dataset's rows are left alone
+    untouched: list[list[dict[str, list[int]]]] = []
+    TruncatingPreferenceCollator(untouched.append, None, None)([example])
+    assert untouched == [[example]]
