@@ -108,7 +108,9 @@ def _keep_untouched_lines(original: str, before: str, after: str) -> str:
     matcher = difflib.SequenceMatcher(None, before_lines, after_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         out.extend(body[i1:i2] if tag == "equal" else after_lines[j1:j2])
-    return "".join(out)
+    text = "".join(out)
+    # ruamel may add a blank line after a comment at the very end
+    return text.rstrip("\n") + "\n" if original.endswith("\n") and not original.endswith("\n\n") else text
 
 
 def upgrade_text(text: str, kind: ConfigKind | None = None) -> UpgradeResult:

@@ -851,3 +851,41 @@ def test_embedded_sqlite_works_the_same(
             messages = parse_sse(stream.iter_lines())
         assert [m["event"] for m in messages if "event" in m] == ["job", "phase", "job"]
     assert enqueued == [(job_id, local.default_queue, True)]
+
+
+# ---------------------------------------------------------------- configs of the original engine
+
+ORIGINAL_LORA = Path(__file__).parents[1] / "assets" / "original-configs" / "aw-tutorial-01-finetune-lora.yaml"
+
+
+def test_an_original_recipe_is_accepted_and_its_upgrades_are_recorded(
+    caller: Caller, tiny_model_dir: Path, data_file: Path
+) -> None:
+    text = ORIGINAL_LORA.read_text()
+    text = text.replace("/local_resources/basemodel", str(tiny_model_dir))
+    text = text.replace(
+        "/local_resources/default-bucket_datasets_argilla-mistral-large-human-prompts.jsonl", str(data_file)
+    )
+    r = caller.post("/v1/jobs/sft", content=text, headers={"Content-Type": "application/yaml"})
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["config"]["training_args"]["warmup_steps"] == 0.01
+    assert "warmup_ratio" not in job["config"]["training_args"]
+    assert job["config"]["run_conf"]["model_args"]["dtype"] == "bfloat16"
+    upgrades = {u["param"]: u for u in job["resolved"]["upgrades"]}
+    assert set(upgrades) == {"training_args.warmup_ratio", "run_conf.model_args.torch_dtype"}
+    assert upgrades["training_args.warmup_ratio"]["replacement"] == "training_args.warmup_steps: 0.01"
+    assert "transformers 5" in upgrades["training_args.warmup_ratio"]["reason"]
+    SFTConfig.validate_config(job["resolved"]["config"])  # what the worker runs is in today's spelling
+
+
+def test_an_original_field_that_cannot_be_kept_is_a_422_naming_it(caller: Caller, body: dict[str, Any]) -> None:
+    body["training_args"]["save_safetensors"] = False
+    error = assert_error(caller.post("/v1/jobs/sft", body), 422, "invalid_config", "training_args.save_safetensors")
+    assert "safetensors" in error["message"]
+
+
+def test_a_config_that_could_not_start_is_refused_at_submission(caller: Caller, body: dict[str, Any]) -> None:
+    body["training_args"].update(eval_strategy="steps", eval_steps=5)  # validation_data is NONE
+    error = assert_error(caller.post("/v1/jobs/sft", body), 422, "invalid_config", "training_args.eval_strategy")
+    assert "validation" in error["message"]
