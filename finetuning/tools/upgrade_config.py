@@ -12,7 +12,7 @@ import argparse
 import difflib
 import io
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
@@ -32,7 +32,7 @@ def detect_kind(doc: Mapping[str, Any]) -> ConfigKind | None:
     """sft, dpo or generate, from ``method`` or the sections present; None when the file does not say."""
     method = doc.get("method")
     if method in ("sft", "dpo"):
-        return method  # type: ignore[no-any-return]
+        return "sft" if method == "sft" else "dpo"
     if "model_conf" in doc or "prompt_conf" in doc:
         return "generate"
     if "sft_args" in doc:
@@ -116,7 +116,7 @@ def _keep_untouched_lines(original: str, before: str, after: str) -> str:
 def upgrade_text(text: str, kind: ConfigKind | None = None) -> UpgradeResult:
     """``text`` (a YAML config) in today's spelling; raises ValueError when it is no config or its kind is unclear."""
     yaml, doc = _round_trip_yaml(text)
-    if not isinstance(doc, Mapping):
+    if not isinstance(doc, MutableMapping):
         raise ValueError("the file is not a mapping of config sections")
     kind = kind or detect_kind(doc)
     if kind is None:

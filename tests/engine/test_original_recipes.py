@@ -90,11 +90,13 @@ def test_workload_sft_recipes_train_in_bf16_as_written(
     tiny_model_dir: Path, tmp_path: Path, name: str, final: str
 ) -> None:
     config = recipe(name, tiny_model_dir, _data(tmp_path / "train.json"), steps=4)
-    assert config["training_args"]["bf16"] is True and config["run_conf"]["model_args"]["torch_dtype"] == "bfloat16"
+    assert config["training_args"]["bf16"] is True
+    assert config["run_conf"]["model_args"]["torch_dtype"] == "bfloat16"
     code, events = run_cli(tmp_path / "run", config)
     assert code == 0
     losses = _metrics(events, "loss")
-    assert losses and all(math.isfinite(loss) for loss in losses)
+    assert losses
+    assert all(math.isfinite(loss) for loss in losses)
     assert any(e["type"] == "eval" for e in events)  # eval_strategy: steps on the AUTO_SPLIT share
     assert (tmp_path / "checkpoints" / final).is_dir()
     started = next(e for e in events if e["type"] == "run_started")
@@ -123,7 +125,8 @@ def test_original_lora_test_recipe_learns(tiny_model_dir: Path, tmp_path: Path) 
     code, events = run_cli(tmp_path / "run", config)
     assert code == 0
     losses = _metrics(events, "loss")
-    assert len(losses) == 5 and losses[-1] < losses[0]
+    assert len(losses) == 5
+    assert losses[-1] < losses[0]
     assert (Path("outputs") / "checkpoint-final" / "adapter_model.safetensors").is_file()
 
 
@@ -132,7 +135,8 @@ def test_original_full_sft_test_recipe_with_a_mix_and_evaluation(tiny_model_dir:
     code, events = run_cli(tmp_path / "run", config)
     assert code == 0
     losses = _metrics(events, "loss")
-    assert len(losses) == 5 and all(math.isfinite(loss) for loss in losses)
+    assert len(losses) == 5
+    assert all(math.isfinite(loss) for loss in losses)
 
 
 def test_original_sft_then_dpo_test_recipes(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -145,7 +149,8 @@ def test_original_sft_then_dpo_test_recipes(tiny_model_dir: Path, tmp_path: Path
     code, events = run_cli(tmp_path / "dpo", dpo, command="dpo")
     assert code == 0
     margins = _metrics(events, "rewards/margins")
-    assert len(margins) == 5 and margins[-1] > margins[0]  # the original asserted the margin grows
+    assert len(margins) == 5
+    assert margins[-1] > margins[0]
     assert (Path("dpo-outputs") / "checkpoint-final").is_dir()
 
 

@@ -57,7 +57,7 @@ def issues(cls: type, data: dict[str, Any]) -> dict[str, str]:
     return {issue.loc: issue.message for issue in caught.value.issues}
 
 
-# -- the users' configs -------------------------------------------------------------------------------------------------
+# -- the users' configs ------------------------------------------------------------------------------------------------
 
 
 def test_the_sample_of_original_configs_is_here() -> None:
@@ -90,7 +90,7 @@ def test_the_recipes_keep_their_meaning() -> None:
     assert original.upgrades[0].replacement is None
 
 
-# -- the whole list of the old libraries' fields ----------------------------------------------------------------------
+# -- the whole list of the old libraries' fields ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -135,7 +135,7 @@ def test_retired_fields_are_not_fields_of_the_schema() -> None:
         assert name not in HFDPOArguments.model_fields, name
 
 
-# -- each translation ---------------------------------------------------------------------------------------------------
+# -- each translation --------------------------------------------------------------------------------------------------
 
 TRANSLATIONS = [
     ({"warmup_ratio": 0.05}, {"warmup_steps": 0.05}),
@@ -236,11 +236,12 @@ def test_generate_config_translation() -> None:
 def test_tracking_fields_of_the_first_version_are_dropped() -> None:
     tracking = {"mlflow_server_uri": "http://mlflow:5000", "experiment_name": "x", "run_id": None, "run_name": "a"}
     config = SFTConfig.validate_config(sft({}, tracking=tracking))
-    assert config.tracking is not None and config.tracking.experiment_name == "x"
+    assert config.tracking is not None
+    assert config.tracking.experiment_name == "x"
     assert {u.path for u in config.upgrades} == {"tracking.run_id", "tracking.run_name"}
 
 
-# -- what cannot be kept is refused, with the reason, at its path -------------------------------------------------------
+# -- what cannot be kept is refused, with the reason, at its path ------------------------------------------------------
 
 REFUSALS = [
     (SFTConfig, {"save_safetensors": False}, "training_args.save_safetensors", "safetensors only"),

@@ -52,7 +52,8 @@ def test_only_the_retired_lines_change(path: Path) -> None:
     assert len(removed) == len(result.notes)
     # once upgraded, there is nothing left to upgrade
     again = upgrade_text(result.text)
-    assert again.notes == [] and again.text == result.text
+    assert again.notes == []
+    assert again.text == result.text
 
 
 def test_comments_order_and_quoting_survive() -> None:
@@ -64,7 +65,8 @@ def test_comments_order_and_quoting_survive() -> None:
     assert "  push_to_hub: False" in lines  # an untouched line is the user's, capitalised False and all
     assert any(line.startswith("    dtype: bfloat16 ") and line.endswith("# as the checkpoint") for line in lines)
     assert result.text.endswith("# as the checkpoint\n")
-    assert "overwrite_output_dir" not in result.text and "rpo_alpha" not in result.text
+    assert "overwrite_output_dir" not in result.text
+    assert "rpo_alpha" not in result.text
     config = DPOConfig.from_yaml(result.text)
     assert config.training_args.loss_type == ["sigmoid", "sft"]
     assert config.training_args.loss_weights == [1.0, 0.5]

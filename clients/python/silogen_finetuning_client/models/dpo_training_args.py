@@ -229,12 +229,16 @@ class DPOTrainingArgs:
             lr_scheduler. See the documentation of each scheduler for possible values.
         lr_scheduler_type (DPOTrainingArgsLrSchedulerType | Unset): The learning rate scheduler type to use. See
             `SchedulerType` for all possible values. Default: 'linear'.
-        max_completion_length (int | None | Unset): [CPO only] Maximum length of the completion. This argument is
-            required if you want to use the default data collator and your model is an encoder-decoder.
+        max_completion_length (int | None | Unset): [DPO and CPO] Chosen and rejected answers longer than this keep
+            their first max_completion_length tokens (for DPO applied by the engine, as TRL 0.x did). Null: no separate
+            limit.
         max_grad_norm (float | Unset): Maximum gradient norm for gradient clipping. Set to 0 to disable. Default: 1.0.
         max_length (int | None | Unset): Maximum length of the tokenized sequence. Sequences longer than `max_length`
             are truncated from the left or right depending on the `truncation_mode`. If `None`, no truncation is applied.
             Default: 2048.
+        max_prompt_length (int | None | Unset): [DPO; applied by the engine] Prompts longer than this keep their last
+            max_prompt_length tokens (the end, where the question is), as TRL 0.x did. Null: prompts are not cut on their
+            own; max_length still bounds prompt and answer together.
         max_steps (int | Unset): Overrides `num_train_epochs`. If set to a positive number, the total number of training
             steps to perform. Must be set when the training dataset does not implement `__len__` (e.g. a streaming dataset).
             Default: -1.
@@ -441,6 +445,7 @@ class DPOTrainingArgs:
     max_completion_length: int | None | Unset = UNSET
     max_grad_norm: float | Unset = 1.0
     max_length: int | None | Unset = 2048
+    max_prompt_length: int | None | Unset = UNSET
     max_steps: int | Unset = -1
     metric_for_best_model: None | str | Unset = UNSET
     neftune_noise_alpha: float | None | Unset = UNSET
@@ -853,6 +858,12 @@ class DPOTrainingArgs:
         else:
             max_length = self.max_length
 
+        max_prompt_length: int | None | Unset
+        if isinstance(self.max_prompt_length, Unset):
+            max_prompt_length = UNSET
+        else:
+            max_prompt_length = self.max_prompt_length
+
         max_steps = self.max_steps
 
         metric_for_best_model: None | str | Unset
@@ -1222,6 +1233,8 @@ class DPOTrainingArgs:
             field_dict["max_grad_norm"] = max_grad_norm
         if max_length is not UNSET:
             field_dict["max_length"] = max_length
+        if max_prompt_length is not UNSET:
+            field_dict["max_prompt_length"] = max_prompt_length
         if max_steps is not UNSET:
             field_dict["max_steps"] = max_steps
         if metric_for_best_model is not UNSET:
@@ -1875,6 +1888,15 @@ class DPOTrainingArgs:
 
         max_length = _parse_max_length(d.pop("max_length", UNSET))
 
+        def _parse_max_prompt_length(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        max_prompt_length = _parse_max_prompt_length(d.pop("max_prompt_length", UNSET))
+
         max_steps = d.pop("max_steps", UNSET)
 
         def _parse_metric_for_best_model(data: object) -> None | str | Unset:
@@ -2237,6 +2259,7 @@ class DPOTrainingArgs:
             max_completion_length=max_completion_length,
             max_grad_norm=max_grad_norm,
             max_length=max_length,
+            max_prompt_length=max_prompt_length,
             max_steps=max_steps,
             metric_for_best_model=metric_for_best_model,
             neftune_noise_alpha=neftune_noise_alpha,

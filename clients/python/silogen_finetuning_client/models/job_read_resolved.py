@@ -12,7 +12,8 @@ T = TypeVar("T", bound="JobReadResolved")
 @_attrs_define
 class JobReadResolved:
     """What runs: `config` (paths in force, outputs under the job's folder), `num_processes`, `training_config` (adapter
-    conversion) and, once running, `engine` (e.g. computed batch sizes).
+    conversion), `upgrades` (fields of the original engine's libraries that were read in today's spelling: `param`,
+    `replacement`, `reason`) and, once running, `engine` (e.g. computed batch sizes).
 
     """
 
