@@ -263,6 +263,8 @@ def _push_to_hub_organization(edit: _Edit, key: str, value: Any) -> tuple[str | 
 
 
 def _optim(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | None:
+    if not isinstance(value, str):
+        return None
     replacement = {"adamw_hf": "adamw_torch", "adamw_apex_fused": "adamw_torch_fused"}.get(value)
     if replacement is None:
         return None
@@ -381,11 +383,13 @@ def _rpo_alpha(edit: _Edit, key: str, value: Any) -> tuple[str | None, str] | No
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     loss_type = edit.section.get("loss_type", "sigmoid")
+    if not isinstance(loss_type, str | list):
+        return None
     losses = [loss_type] if isinstance(loss_type, str) else list(loss_type)
     if "sft" in losses:
         return None
     weights = edit.section.get("loss_weights") or [1.0] * len(losses)
-    if len(weights) != len(losses):
+    if not isinstance(weights, list) or len(weights) != len(losses):
         return None
     edit.set("loss_type", [*losses, "sft"])
     edit.set("loss_weights", [*weights, float(value)])

@@ -88,7 +88,8 @@ def _multiple(save_steps: float, eval_steps: float) -> bool:
     if (save_steps < 1) != (eval_steps < 1):
         return False
     scale = 1_000_000  # transformers compares ratios as integers too
-    return round(save_steps * scale) % round(eval_steps * scale) == 0
+    step = round(eval_steps * scale)
+    return step != 0 and round(save_steps * scale) % step == 0
 
 
 def trainer_problems(config: SFTConfig | DPOConfig) -> list[ConfigIssue]:
