@@ -133,7 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout.write(_format_table(list_tokens(session, args.project)) + "\n")
             else:
                 row = revoke_token(session, args.id_or_prefix)
-                sys.stdout.write(f"revoked {row.id} ({row.prefix}, project {row.project})\n")
+                sys.stdout.write(
+                    f"revoked {row.id} ({row.prefix}, project {row.project}); running API processes refuse it within "
+                    f"{settings.token_cache_seconds:g} s (FINETUNING_TOKEN_CACHE_SECONDS)\n"
+                )
     except AdminError as exc:
         sys.stderr.write(f"finetuning-admin: {exc}\n")
         return 1

@@ -16,7 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 CONNECT_TIMEOUT_S = 5
 
 
-def make_engine(url: str) -> Engine:
+DEFAULT_POOL_SIZE = 10
+
+
+def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -37,7 +40,7 @@ def make_engine(url: str) -> Engine:
     # connect_timeout: an unreachable host fails in seconds, not minutes (a connect_timeout in the URL wins)
     wanted = url.startswith("postgresql") and "connect_timeout" not in make_url(url).query
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if wanted else {}
-    return create_engine(url, pool_size=10, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -49,12 +52,12 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 @lru_cache
-def engine_for(url: str) -> Engine:
-    return make_engine(url)
+def engine_for(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+    return make_engine(url, pool_size)
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(engine_for(url), expire_on_commit=False)
+def session_factory(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> sessionmaker[Session]:
+    return sessionmaker(engine_for(url, pool_size), expire_on_commit=False)
 
 
 @contextmanager

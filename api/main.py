@@ -13,14 +13,16 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from api import routes
+from api.auth import TokenCache
 from api.db import session_factory
+from api.deps import Database
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, NulCharacterMiddleware
 from api.observability import RequestContextMiddleware, use_json_logs
 from api.openapi import install_openapi
 from api.schemas import MLFLOW_UI_URL
 from api.settings import ServiceSettings, get_settings
-from api.streams import StreamTiming
+from api.streams import EventHub, StreamTiming
 
 logger = logging.getLogger("api")
 
@@ -72,8 +74,14 @@ def create_app(
         generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
-    app.state.sessions = session_factory(settings.database_url)
-    app.state.stream_timing = StreamTiming(poll_seconds=poll_seconds, heartbeat_seconds=heartbeat_seconds)
+    app.state.sessions = session_factory(settings.database_url, settings.db_pool_size)
+    app.state.database = Database(
+        app.state.sessions, slots=settings.db_pool_size, wait_seconds=settings.db_wait_seconds
+    )
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
+    app.state.event_hub = EventHub(
+        app.state.database, StreamTiming(poll_seconds=poll_seconds, heartbeat_seconds=heartbeat_seconds)
+    )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(NulCharacterMiddleware)

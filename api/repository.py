@@ -110,3 +110,13 @@ def list_events(
     if types is not None:
         query = query.where(JobEvent.type.in_(list(types)))
     return list(session.scalars(query.order_by(JobEvent.id).limit(limit)))
+
+
+def last_event_id(session: Session, project: str, job_id: str) -> int:
+    """The id of the job's newest event (0 when it has none)."""
+    query = (
+        select(func.max(JobEvent.id))
+        .join(Job, Job.id == JobEvent.job_id)
+        .where(Job.project == project, JobEvent.job_id == job_id)
+    )
+    return int(session.scalar(query) or 0)

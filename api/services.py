@@ -4,6 +4,7 @@ request's session dependency does, and runs :func:`api.deps.after_commit` callba
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -125,12 +126,14 @@ def submit_job(
         inputs=plan.inputs,
         idempotency_key=meta.idempotency_key,
     )
+    # a savepoint only where a concurrent duplicate can collide (the Idempotency-Key's unique index): it costs two
+    # round trips on every submission
+    guard = session.begin_nested() if meta.idempotency_key else contextlib.nullcontext()
     try:
-        with session.begin_nested():
+        with guard:
             repository.add_job(session, job)
-            session.flush()  # the job row first: the event refers to it
             repository.add_event(session, job, "job", {"status": JobStatus.QUEUED.value, "attempt": 0})
-            session.flush()
+            session.flush()  # one flush: the unit of work inserts the job before the event that refers to it
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the unique index: answer with its job
         existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key or "")

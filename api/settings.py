@@ -77,6 +77,26 @@ class ServiceSettings(BaseSettings):
         "further lost run.",
     )
     requeue_backoff_max_seconds: float = Field(default=300.0, ge=0, description="The longest such wait.")
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="Database connections each API process keeps, and so how many of its requests use the database "
+        "at once (the others wait, see db_wait_seconds). Keep API processes x db_pool_size (+ workers) under "
+        "Postgres' max_connections, or put pgbouncer in front.",
+    )
+    db_wait_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How long a request waits for one of those connections before it answers 503 overloaded with "
+        "Retry-After: a burst is answered quickly rather than queued until clients time out.",
+    )
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long an API process remembers which project a valid token belongs to (most requests then "
+        "make no token query); a revoked token keeps working on a process for at most this long. 0: look up every "
+        "time.",
+    )
     max_body_bytes: int = Field(default=2_000_000, ge=1024, description="Largest accepted request body.")
     max_queued_jobs_per_project: int = Field(
         default=100,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
+import anyio
+import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from sqlalchemy.orm import Session
 
 from api import services
-from api.auth import ProjectDep
-from api.deps import SessionDep
+from api.auth import Caller, CallerDep
+from api.deps import DatabaseDep
 from api.errors import ApiError, error_responses
 from api.schemas import EventPage, EventRead, JobMetrics
-from api.streams import StreamTiming, log_stream, sse_stream
+from api.streams import log_stream, sse_stream
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["events"])
 
@@ -35,9 +39,19 @@ def _stream(request: Request, project: str, job_id: str, after: int, last_event_
         if not last_event_id.strip().isdigit():
             raise ApiError(422, "invalid_parameter", "Last-Event-ID must be an event id", "Last-Event-ID")
         after = int(last_event_id)
-    timing: StreamTiming = request.app.state.stream_timing
-    stream = sse_stream(request.app.state.sessions, project, job_id, after, timing)
+    stream = sse_stream(request.app.state.event_hub, project, job_id, after)
     return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+def _checked_project(caller: Caller, job_id: str) -> Callable[[Session], str]:
+    """A unit of work: the caller's project, once it is known to hold the job (else 404)."""
+
+    def work(session: Session) -> str:
+        project = caller.project(session)
+        services.get_job(session, project, job_id)
+        return project
+
+    return work
 
 
 @router.get(
@@ -46,11 +60,11 @@ def _stream(request: Request, project: str, job_id: str, after: int, last_event_
     response_model=EventPage,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses(401, 404)},
 )
-def list_job_events(
+async def list_job_events(
     job_id: str,
     request: Request,
-    session: SessionDep,
-    project: ProjectDep,
+    database: DatabaseDep,
+    caller: CallerDep,
     after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     last_event_id: LastEventId = None,
@@ -58,10 +72,14 @@ def list_job_events(
     """The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
     `stream_job_events`."""
     if "text/event-stream" in request.headers.get("accept", ""):
-        services.get_job(session, project, job_id)
+        project = await database.run(_checked_project(caller, job_id))
         return _stream(request, project, job_id, after, last_event_id)
-    events, cursor = services.list_events(session, project, job_id, after=after, limit=limit)
-    return EventPage(data=[EventRead.model_validate(e) for e in events], next=cursor)
+
+    def work(session: Session) -> EventPage:
+        events, cursor = services.list_events(session, caller.project(session), job_id, after=after, limit=limit)
+        return EventPage(data=[EventRead.model_validate(e) for e in events], next=cursor)
+
+    return await database.run(work)
 
 
 @router.get(
@@ -70,17 +88,17 @@ def list_job_events(
     response_class=StreamingResponse,
     responses={**SSE_RESPONSE, **error_responses(401, 404, 422)},
 )
-def stream_job_events(
+async def stream_job_events(
     job_id: str,
     request: Request,
-    session: SessionDep,
-    project: ProjectDep,
+    database: DatabaseDep,
+    caller: CallerDep,
     after: After = 0,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """The job's events as Server-Sent Events, live, with heartbeats; resumable with `Last-Event-ID`. The stream
     ends once the job is finished and every event was sent."""
-    services.get_job(session, project, job_id)
+    project = await database.run(_checked_project(caller, job_id))
     return _stream(request, project, job_id, after, last_event_id)
 
 
@@ -90,24 +108,25 @@ def stream_job_events(
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses(401, 404)},
 )
-def get_job_logs(
+async def get_job_logs(
     job_id: str,
     request: Request,
-    session: SessionDep,
-    project: ProjectDep,
+    database: DatabaseDep,
+    caller: CallerDep,
     follow: Annotated[bool, Query(description="Keep streaming new lines until the job is finished.")] = False,
 ) -> StreamingResponse:
     """The job's log as text: its output lines and the engine's messages."""
-    services.get_job(session, project, job_id)
-    timing: StreamTiming = request.app.state.stream_timing
-    stream = log_stream(request.app.state.sessions, project, job_id, follow=follow, timing=timing)
+    project = await database.run(_checked_project(caller, job_id))
+    stream = log_stream(request.app.state.event_hub, project, job_id, follow=follow)
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8", headers=SSE_HEADERS if follow else None)
 
 
 @router.get("/metrics", name="get_job_metrics", response_model=JobMetrics, responses=error_responses(401, 404))
-def get_job_metrics(job_id: str, session: SessionDep, project: ProjectDep) -> JobMetrics:
+async def get_job_metrics(job_id: str, database: DatabaseDep, caller: CallerDep) -> JobMetrics:
     """Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and evaluations."""
-    return JobMetrics.model_validate(services.job_metrics(session, project, job_id))
+    return await database.run(
+        lambda session: JobMetrics.model_validate(services.job_metrics(session, caller.project(session), job_id))
+    )
 
 
 @router.get(
@@ -119,10 +138,10 @@ def get_job_metrics(job_id: str, session: SessionDep, project: ProjectDep) -> Jo
         **error_responses(401, 404, 409),
     },
 )
-def get_job_output(job_id: str, request: Request, session: SessionDep, project: ProjectDep) -> Response:
+async def get_job_output(job_id: str, request: Request, database: DatabaseDep, caller: CallerDep) -> Response:
     """A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`."""
-    path = services.job_output_path(session, project, job_id)
+    path = await database.run(lambda session: services.job_output_path(session, caller.project(session), job_id))
     accept = request.headers.get("accept", "")
     if "yaml" in accept and "application/json" not in accept:
-        return Response(path.read_bytes(), media_type="application/yaml")
-    return JSONResponse(services.read_output(path))
+        return Response(await anyio.Path(path).read_bytes(), media_type="application/yaml")
+    return JSONResponse(await anyio.to_thread.run_sync(services.read_output, path))

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from api import services
-from api.auth import ProjectDep
-from api.deps import SessionDep, SettingsDep
+from api.auth import Caller, CallerDep
+from api.deps import Database, DatabaseDep, SettingsDep
 from api.errors import error_responses
 from api.jobkinds import REQUEST_MODELS
 from api.models import JobKind, JobStatus
@@ -26,7 +26,7 @@ LabelQuery = Annotated[
 ]
 
 
-def submission_meta(
+async def submission_meta(
     settings: SettingsDep,
     name: Annotated[str | None, Query(max_length=200, description="A name for people.")] = None,
     label: LabelQuery = None,
@@ -50,59 +50,61 @@ def submission_meta(
 MetaDep = Annotated[services.SubmitMeta, Depends(submission_meta)]
 
 
-@dataclass
-class Submission:
-    """Everything a submission route hands to the service, gathered once for every kind."""
-
-    session: Session
-    settings: ServiceSettings
-    project: str
-    body: bytes
-    content_type: str | None
-    meta: services.SubmitMeta
-
-
-async def _raw_body(request: Request) -> bytes:
-    # the body as sent: the service parses JSON or YAML itself
-    return await request.body()
-
-
-def submission(
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    project: ProjectDep,
-    meta: MetaDep,
-    body: Annotated[bytes, Depends(_raw_body)],
-) -> Submission:
-    return Submission(session, settings, project, body, request.headers.get("content-type"), meta)
-
-
-SubmissionDep = Annotated[Submission, Depends(submission)]
 Processes = Annotated[
     int | None,
     Query(ge=1, le=8, description="Training processes (GPUs), launched with accelerate; default: the service's."),
 ]
 
 
-def _submit(kind: JobKind, sub: Submission, response: Response, processes: int | None = None) -> JobRead:
-    meta = replace(sub.meta, processes=processes or sub.settings.gpus_per_job)
-    job, created = services.submit_job(sub.session, sub.settings, sub.project, kind, sub.body, sub.content_type, meta)
+async def _submit(
+    kind: JobKind,
+    request: Request,
+    response: Response,
+    database: Database,
+    caller: Caller,
+    meta: services.SubmitMeta,
+    settings: ServiceSettings,
+) -> JobRead:
+    body = await request.body()  # as sent: the service parses JSON or YAML itself
+    content_type = request.headers.get("content-type")
+
+    def work(session: Session) -> tuple[JobRead, bool]:
+        job, created = services.submit_job(session, settings, caller.project(session), kind, body, content_type, meta)
+        return job_read(job), created
+
+    read, created = await database.run(work)
     if not created:
         response.status_code = 200  # an earlier request with this Idempotency-Key made it
-    return job_read(job)
+    return read
 
 
-def _endpoint(kind: JobKind) -> Callable[..., JobRead]:
+def _endpoint(kind: JobKind) -> Callable[..., Awaitable[JobRead]]:
     if kind in (JobKind.SFT, JobKind.DPO):
 
-        def submit_training(submission: SubmissionDep, response: Response, processes: Processes = None) -> JobRead:
-            return _submit(kind, submission, response, processes)
+        async def submit_training(
+            request: Request,
+            response: Response,
+            database: DatabaseDep,
+            caller: CallerDep,
+            meta: MetaDep,
+            settings: SettingsDep,
+            processes: Processes = None,
+        ) -> JobRead:
+            meta = replace(meta, processes=processes or settings.gpus_per_job)
+            return await _submit(kind, request, response, database, caller, meta, settings)
 
         return submit_training
 
-    def submit(submission: SubmissionDep, response: Response) -> JobRead:
-        return _submit(kind, submission, response)
+    async def submit(
+        request: Request,
+        response: Response,
+        database: DatabaseDep,
+        caller: CallerDep,
+        meta: MetaDep,
+        settings: SettingsDep,
+    ) -> JobRead:
+        meta = replace(meta, processes=settings.gpus_per_job)
+        return await _submit(kind, request, response, database, caller, meta, settings)
 
     return submit
 
@@ -134,9 +136,9 @@ _add_submission_routes()
 
 
 @router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(401, 422))
-def list_jobs(
-    session: SessionDep,
-    project: ProjectDep,
+async def list_jobs(
+    database: DatabaseDep,
+    caller: CallerDep,
     kind: JobKind | None = None,
     status: JobStatus | None = None,
     label: LabelQuery = None,
@@ -145,23 +147,28 @@ def list_jobs(
 ) -> JobPage:
     """The project's jobs, newest first."""
     labels = services.parse_labels(label)
-    jobs, cursor = services.list_jobs(
-        session, project, kind=kind, status=status, labels=labels, after=after, limit=limit
-    )
-    return JobPage(data=[job_read(job) for job in jobs], next=cursor)
+
+    def work(session: Session) -> JobPage:
+        project = caller.project(session)
+        jobs, cursor = services.list_jobs(
+            session, project, kind=kind, status=status, labels=labels, after=after, limit=limit
+        )
+        return JobPage(data=[job_read(job) for job in jobs], next=cursor)
+
+    return await database.run(work)
 
 
 @router.get("/{job_id}", name="get_job", response_model=JobRead, responses=error_responses(401, 404))
-def get_job(job_id: str, session: SessionDep, project: ProjectDep) -> JobRead:
+async def get_job(job_id: str, database: DatabaseDep, caller: CallerDep) -> JobRead:
     """Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job."""
-    return job_read(services.get_job(session, project, job_id))
+    return await database.run(lambda session: job_read(services.get_job(session, caller.project(session), job_id)))
 
 
 @router.post("/{job_id}/cancel", name="cancel_job", response_model=JobRead, responses=error_responses(401, 404, 409))
-def cancel_job(
+async def cancel_job(
     job_id: str,
-    session: SessionDep,
-    project: ProjectDep,
+    database: DatabaseDep,
+    caller: CallerDep,
     checkpoint: Annotated[
         bool,
         Query(
@@ -172,12 +179,16 @@ def cancel_job(
 ) -> JobRead:
     """Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes `cancel_requested`
     until its worker has stopped it. A finished job answers 409."""
-    return job_read(services.cancel_job(session, project, job_id, checkpoint=checkpoint))
+    return await database.run(
+        lambda session: job_read(services.cancel_job(session, caller.project(session), job_id, checkpoint=checkpoint))
+    )
 
 
 @router.post("/{job_id}/resume", name="resume_job", response_model=JobRead, responses=error_responses(401, 404, 409))
-def resume_job(job_id: str, session: SessionDep, settings: SettingsDep, project: ProjectDep) -> JobRead:
+async def resume_job(job_id: str, database: DatabaseDep, settings: SettingsDep, caller: CallerDep) -> JobRead:
     """Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint in its
     output folder (saved by a cancel with `checkpoint=true`, a worker's shutdown, or `save_strategy`), with the same
     id, events and metrics. 409 `not_resumable` when the job is of another kind or state, or saved no checkpoint."""
-    return job_read(services.resume_job(session, settings, project, job_id))
+    return await database.run(
+        lambda session: job_read(services.resume_job(session, settings, caller.project(session), job_id))
+    )

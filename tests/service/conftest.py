@@ -91,6 +91,8 @@ def settings(database_url: str, broker_url: str, service_root: Path, tiny_model_
         cancel_grace_seconds=2.0,
         # the workers' own recovery passes would race the tests that call recover() directly
         recovery_seconds=3600.0,
+        # revocation takes effect at once (test_api covers the cache on its own)
+        token_cache_seconds=0,
     )
 
 

@@ -439,6 +439,20 @@ def test_401_without_or_with_a_bad_or_revoked_token(app_client: TestClient, sett
     assert "revoked" in error["message"]
 
 
+def test_a_process_remembers_a_token_for_token_cache_seconds(settings: ServiceSettings) -> None:
+    """The token query is spared for token_cache_seconds; a revocation reaches a running process within that."""
+    with session_scope(settings.database_url) as session:
+        row, token = create_token(session, new_project())
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings.model_copy(update={"token_cache_seconds": 1.0}))) as client:
+        assert client.get("/v1/jobs", headers=headers).status_code == 200
+        with session_scope(settings.database_url) as session:
+            revoke_token(session, row.prefix)
+        assert client.get("/v1/jobs", headers=headers).status_code == 200  # remembered
+        time.sleep(1.1)
+        assert_error(client.get("/v1/jobs", headers=headers), 401, "unauthorized")
+
+
 def test_another_projects_job_is_404_everywhere(caller: Caller, other: Caller, settings: ServiceSettings) -> None:
     job_id = insert_job(settings, caller.project, kind=JobKind.GENERATE, status=JobStatus.SUCCEEDED)
     assert caller.get(f"/v1/jobs/{job_id}").status_code == 200
@@ -693,7 +707,10 @@ def test_health_and_readiness(app_client: TestClient, settings: ServiceSettings)
     assert app_client.get("/healthz").json() == {"status": "ok"}
     r = app_client.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    checks = r.json()["checks"]
+    assert r.json()["status"] == "ready"
+    assert (checks["database"], checks["broker"]) == ("ok", "ok")
+    assert checks["database_pool"] == f"0 of {settings.db_pool_size} connections in use, 0 requests waiting"
     broken = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})
     with TestClient(create_app(broken)) as client:
         assert_error(client.get("/readyz"), 503, "not_ready", "broker")

@@ -24,11 +24,12 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from api import services
 from api.admin import create_token
 from api.db import engine_for, session_scope
-from api.deps import SessionDep
+from api.deps import DatabaseDep
 from api.main import create_app
 from api.models import JobStatus
 from api.settings import ServiceSettings
@@ -97,16 +98,20 @@ def served(outage_settings: ServiceSettings) -> Iterator[tuple[str, FastAPI]]:
     """The app served by uvicorn on a free port (a thread), with fast stream timings."""
     app = create_app(outage_settings, heartbeat_seconds=0.2, poll_seconds=0.05)
 
-    def terminate(session: SessionDep) -> dict[str, int]:
+    async def terminate(database: DatabaseDep) -> dict[str, int]:
         """Test-only route: the database ends this request's connection (as a restart would) before the commit."""
-        pid = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
-        admin = create_engine(outage_settings.database_url, isolation_level="AUTOCOMMIT")
-        try:
-            with admin.connect() as connection:
-                connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            admin.dispose()
-        return {"pid": pid}
+
+        def work(session: Session) -> dict[str, int]:
+            pid = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            admin = create_engine(outage_settings.database_url, isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as connection:
+                    connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            finally:
+                admin.dispose()
+            return {"pid": pid}
+
+        return await database.run(work)
 
     app.add_api_route("/_test/terminate-my-connection", terminate, methods=["POST"])
     with socket.socket() as sock:
@@ -237,7 +242,7 @@ def test_sse_stream_rides_out_a_short_outage(
     errors: ErrorLog,
 ) -> None:
     _url, app = served
-    app.state.stream_timing = StreamTiming(poll_seconds=0.05, heartbeat_seconds=0.2, outage_seconds=30)
+    app.state.event_hub.timing = StreamTiming(poll_seconds=0.05, heartbeat_seconds=0.2, outage_seconds=30)
     job_id = _project_job(outage_settings, client, JobStatus.RUNNING)
     insert_events(outage_settings, job_id, [("log", {"line": "before"})])
     with client.stream("GET", f"/v1/jobs/{job_id}/events/stream") as response:
@@ -275,7 +280,7 @@ def test_streams_end_cleanly_after_a_long_outage(
     errors: ErrorLog,
 ) -> None:
     _url, app = served
-    app.state.stream_timing = StreamTiming(poll_seconds=0.05, heartbeat_seconds=0.2, outage_seconds=1.5)
+    app.state.event_hub.timing = StreamTiming(poll_seconds=0.05, heartbeat_seconds=0.2, outage_seconds=1.5)
     job_id = _project_job(outage_settings, client, JobStatus.RUNNING)
     last_id = insert_events(outage_settings, job_id, [("log", {"line": "one"})])[-1]
     with (

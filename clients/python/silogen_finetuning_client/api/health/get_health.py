@@ -59,7 +59,7 @@ def sync_detailed(
 ) -> Response[ErrorResponse | Health]:
     """Get Health
 
-     The process answers (liveness).
+     The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -84,7 +84,7 @@ def sync(
 ) -> ErrorResponse | Health | None:
     """Get Health
 
-     The process answers (liveness).
+     The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -105,7 +105,7 @@ async def asyncio_detailed(
 ) -> Response[ErrorResponse | Health]:
     """Get Health
 
-     The process answers (liveness).
+     The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -128,7 +128,7 @@ async def asyncio(
 ) -> ErrorResponse | Health | None:
     """Get Health
 
-     The process answers (liveness).
+     The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.

@@ -66,7 +66,9 @@ def sync_detailed(
 ) -> Response[ErrorResponse | Readiness]:
     """Get Readiness
 
-     The database answers `SELECT 1` and the broker is reachable; 503 names whichever is not.
+     The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
+    the
+    broker is reachable; 503 names whichever is not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -91,7 +93,9 @@ def sync(
 ) -> ErrorResponse | Readiness | None:
     """Get Readiness
 
-     The database answers `SELECT 1` and the broker is reachable; 503 names whichever is not.
+     The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
+    the
+    broker is reachable; 503 names whichever is not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -112,7 +116,9 @@ async def asyncio_detailed(
 ) -> Response[ErrorResponse | Readiness]:
     """Get Readiness
 
-     The database answers `SELECT 1` and the broker is reachable; 503 names whichever is not.
+     The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
+    the
+    broker is reachable; 503 names whichever is not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -135,7 +141,9 @@ async def asyncio(
 ) -> ErrorResponse | Readiness | None:
     """Get Readiness
 
-     The database answers `SELECT 1` and the broker is reachable; 503 names whichever is not.
+     The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
+    the
+    broker is reachable; 503 names whichever is not.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
