@@ -43,6 +43,14 @@ def make_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, connect_args=connect_args)
 
 
+def libpq_url(url: str) -> str | None:
+    """The database's address for a plain psycopg connection (LISTEN), or None where it is not Postgres."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return None
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database cannot be reached or used right now (down, restarting, connection lost,
     pool exhausted, statement cancelled): worth retrying later, unlike a bug or a constraint violation."""

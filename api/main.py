@@ -5,6 +5,7 @@ Serve it with ``uvicorn --factory api.main:create_app``; settings come from the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,7 @@ from fastapi.routing import APIRoute
 
 from api import routes
 from api.auth import TokenCache
-from api.db import session_factory
+from api.db import libpq_url, session_factory
 from api.deps import Database
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, NulCharacterMiddleware
@@ -55,7 +56,7 @@ def create_app(
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.log_format == "json":
             # here rather than in create_app: the server configures its logging after building the app
             use_json_logs(SERVER_LOGGERS)
@@ -64,7 +65,11 @@ def create_app(
                 "!!! AUTHENTICATION IS DISABLED (FINETUNING_AUTH_DISABLED): anyone who can reach this API acts as "
                 "project 'default'. Use this for a local demo only. !!!"
             )
-        yield
+        listener = asyncio.get_running_loop().create_task(app.state.event_hub.listen())
+        try:
+            yield
+        finally:
+            listener.cancel()
 
     app = FastAPI(
         title="Silogen finetuning",
@@ -80,7 +85,9 @@ def create_app(
     )
     app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.event_hub = EventHub(
-        app.state.database, StreamTiming(poll_seconds=poll_seconds, heartbeat_seconds=heartbeat_seconds)
+        app.state.database,
+        StreamTiming(poll_seconds=poll_seconds, heartbeat_seconds=heartbeat_seconds),
+        listen_url=libpq_url(settings.database_url),
     )
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

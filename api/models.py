@@ -23,6 +23,8 @@ NAMING_CONVENTION = {
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only autoincrements INTEGER PRIMARY KEY
 EventId = BigInteger().with_variant(Integer(), "sqlite")
+# Postgres notifies this channel, with the job's id, when a job's events are committed (a trigger, see migrations)
+EVENTS_CHANNEL = "job_events"
 
 
 def utcnow() -> datetime:

@@ -122,7 +122,15 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
 
         # with JSON logs, keep our handlers rather than uvicorn's own text configuration
         log_config = None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info", log_config=log_config)
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            log_level="info",
+            log_config=log_config,
+            # open streams are cut after this on shutdown (clients resume with Last-Event-ID): Ctrl-C always stops
+            timeout_graceful_shutdown=10,
+        )
     finally:
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -34,7 +34,7 @@ from api import repository
 from api.db import is_unavailable
 from api.deps import Database
 from api.errors import ApiError
-from api.models import JobEvent, JobStatus
+from api.models import EVENTS_CHANNEL, JobEvent, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,7 @@ class _Feed:
         self.finished = False
         self.failed: DatabaseOutage | None = None
         self.changed = anyio.Event()
+        self.wakeup = anyio.Event()  # set by the hub when Postgres says the job has new events
         self.task: asyncio.Task[None] | None = None
 
     def _notify(self) -> None:
@@ -133,7 +134,10 @@ class _Feed:
                     continue
                 outage.succeeded()
                 if not more:
-                    await anyio.sleep(self.hub.timing.poll_seconds)
+                    # a notification wakes the feed at once; the poll is the fallback (SQLite, a lost listener)
+                    with anyio.move_on_after(self.hub.timing.poll_seconds):
+                        await self.wakeup.wait()
+                    self.wakeup = anyio.Event()
         except DatabaseOutage as exc:
             self.failed = exc
         except Exception:
@@ -182,12 +186,44 @@ def _terminal(status: str | None) -> bool:
 
 
 class EventHub:
-    """The feeds of the jobs this process's clients follow (see the module)."""
+    """The feeds of the jobs this process's clients follow (see the module). With Postgres, :meth:`listen` wakes a
+    feed as soon as its job's events are committed."""
 
-    def __init__(self, database: Database, timing: StreamTiming) -> None:
+    def __init__(self, database: Database, timing: StreamTiming, *, listen_url: str | None = None) -> None:
         self.database = database
         self.timing = timing
+        self.listen_url = listen_url
+        self.listening = False
         self._feeds: dict[tuple[str, str], _Feed] = {}
+
+    def wake(self, job_id: str) -> None:
+        for (_project, followed), feed in list(self._feeds.items()):
+            if followed == job_id:
+                feed.wakeup.set()
+
+    async def listen(self) -> None:
+        """LISTEN for new events until cancelled, reconnecting after a lost connection (meanwhile feeds poll)."""
+        import psycopg
+
+        if self.listen_url is None:
+            return
+        delay = 1.0
+        while True:
+            try:
+                connection = await psycopg.AsyncConnection.connect(self.listen_url, autocommit=True, connect_timeout=5)
+                async with connection:
+                    await connection.execute(f"LISTEN {EVENTS_CHANNEL}")
+                    self.listening, delay = True, 1.0
+                    for key in list(self._feeds):  # events of the gap are found by the next poll of each feed
+                        self.wake(key[1])
+                    async for notification in connection.notifies():
+                        self.wake(notification.payload)
+            except psycopg.Error as exc:
+                if self.listening:
+                    logger.warning("lost the event notifications (%s); the streams poll until they are back", exc)
+                self.listening = False
+                await anyio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     @property
     def followed(self) -> int:

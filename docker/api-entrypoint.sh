@@ -16,5 +16,6 @@ exec uvicorn --factory api.main:create_app \
   --host 0.0.0.0 \
   --port 8000 \
   --workers "${API_WORKERS:-2}" \
+  --timeout-graceful-shutdown "${API_GRACEFUL_SHUTDOWN_SECONDS:-10}" \
   --no-server-header \
   "$@"
