@@ -73,7 +73,8 @@ def served(settings: ServiceSettings, service_root: Path) -> Iterator[tuple[int,
                 break
         except httpx.HTTPError:
             pass
-        assert process.poll() is None and time.monotonic() < deadline, "uvicorn did not start"
+        assert process.poll() is None, "uvicorn exited"
+        assert time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.2)
     yield port, process
     if process.poll() is None:
