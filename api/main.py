@@ -18,7 +18,7 @@ from api.auth import TokenCache
 from api.db import libpq_url, session_factory
 from api.deps import Database
 from api.errors import install_error_handlers
-from api.middleware import BodyLimitMiddleware, NulCharacterMiddleware
+from api.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, NulCharacterMiddleware
 from api.observability import RequestContextMiddleware, use_json_logs
 from api.openapi import install_openapi
 from api.schemas import MLFLOW_UI_URL
@@ -92,6 +92,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(NulCharacterMiddleware)
+    app.add_middleware(InFlightLimitMiddleware, limit=settings.max_requests_in_flight)
     app.include_router(routes.health.router)
     app.include_router(routes.v1_router)
     http_metrics = None

@@ -78,3 +78,41 @@ class NulCharacterMiddleware:
         param = None if where == "path" else where
         bad = ApiError(422, "invalid_parameter", f"the request's {where} contains a NUL character", param)
         await error_response(bad)(scope, receive, send)
+
+
+class InFlightLimitMiddleware:
+    """Answers ``503 overloaded`` at once when ``limit`` requests of this process are already waiting for their
+    answer: under a flood, refusing early is what keeps the accepted requests (and the refusals) fast, instead of
+    queueing every arrival until clients time out. A request stops counting when its response starts, so a live
+    stream holds no place; the liveness probe is never refused."""
+
+    def __init__(self, app: ASGIApp, limit: int, exempt: tuple[str, ...] = ("/healthz",)) -> None:
+        self.app = app
+        self.limit = limit
+        self.exempt = exempt
+        self.waiting = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.limit or scope.get("path") in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if self.waiting >= self.limit:
+            from api.deps import overloaded  # (api.deps imports this package's errors; no cycle at call time)
+
+            await error_response(overloaded("requests in flight"))(scope, receive, send)
+            return
+        self.waiting += 1
+        counted = True
+
+        async def send_started(message: Message) -> None:
+            nonlocal counted
+            if counted and message["type"] == "http.response.start":
+                counted = False
+                self.waiting -= 1
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_started)
+        finally:
+            if counted:
+                self.waiting -= 1

@@ -78,7 +78,7 @@ class ServiceSettings(BaseSettings):
     )
     requeue_backoff_max_seconds: float = Field(default=300.0, ge=0, description="The longest such wait.")
     db_pool_size: int = Field(
-        default=10,
+        default=5,
         ge=1,
         description="Database connections each API process keeps, and so how many of its requests use the database "
         "at once (the others wait, see db_wait_seconds). Keep API processes x db_pool_size (+ workers) under "
@@ -89,6 +89,12 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="How long a request waits for one of those connections before it answers 503 overloaded with "
         "Retry-After: a burst is answered quickly rather than queued until clients time out.",
+    )
+    max_requests_in_flight: int = Field(
+        default=64,
+        ge=0,
+        description="Requests one API process works on at once (a live stream counts only until it starts); more "
+        "answer 503 overloaded with Retry-After at once. 0: no limit.",
     )
     token_cache_seconds: float = Field(
         default=5.0,

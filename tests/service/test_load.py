@@ -202,7 +202,8 @@ def test_a_committed_event_reaches_its_followers_at_once(settings: ServiceSettin
     from api.models import Job, JobEvent
 
     port = _free_port()
-    app = create_app(settings, poll_seconds=30.0, heartbeat_seconds=60.0)
+    unlimited = settings.model_copy(update={"max_queued_jobs_per_project": 0, "max_active_jobs_per_project": 0})
+    app = create_app(unlimited, poll_seconds=30.0, heartbeat_seconds=60.0)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -213,7 +214,9 @@ def test_a_committed_event_reaches_its_followers_at_once(settings: ServiceSettin
             time.sleep(0.05)
         request = submit(0)
         base = f"http://127.0.0.1:{port}"
-        job = httpx.post(base + request.path, content=request.body, headers=request.headers).json()
+        answer = httpx.post(base + request.path, content=request.body, headers=request.headers)
+        assert answer.status_code == 201, answer.text
+        job = answer.json()
         with session_scope(settings.database_url) as session:
             session.get(Job, job["id"]).status = "running"  # type: ignore[union-attr]
         headers = {"Authorization": request.headers["Authorization"]}

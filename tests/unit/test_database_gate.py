@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -59,3 +60,58 @@ def test_a_cancelled_caller_does_not_cut_its_unit_short(database: Database) -> N
 
     anyio.run(scenario)
     assert finished == ["unit", "enqueued"]
+
+
+def test_requests_over_the_in_flight_limit_are_refused_at_once_and_streams_hold_no_place() -> None:
+    import json
+
+    from api.middleware import InFlightLimitMiddleware
+
+    release = anyio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["path"] == "/stream":  # starts its answer at once, then keeps sending: it holds no place
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await release.wait()
+        else:
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    limited = InFlightLimitMiddleware(app, limit=2)
+
+    async def request(path: str) -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await limited({"type": "http", "path": path, "method": "GET", "headers": []}, receive, send)
+        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        return sent[0]["status"], body
+
+    async def scenario() -> list[int]:
+        statuses: list[int] = []
+
+        async def call(path: str) -> None:
+            statuses.append((await request(path))[0])
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call, "/stream")
+            await anyio.sleep(0.05)
+            assert limited.waiting == 0  # the stream has started its answer
+            group.start_soon(call, "/work")
+            group.start_soon(call, "/work")
+            await anyio.sleep(0.05)
+            assert limited.waiting == 2
+            status, body = await request("/work")
+            assert status == 503
+            assert json.loads(body)["error"]["code"] == "overloaded"
+            release.set()
+        assert limited.waiting == 0
+        return statuses
+
+    assert sorted(anyio.run(scenario)) == [200, 200, 200]
