@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi fuzz clean chaos bench
+.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi fuzz clean chaos bench bench-service
 
 install: $(STAMP)
 
@@ -51,6 +51,12 @@ demo: install
 # writes bench/results/cpu.json. On a GPU: .venv/bin/python bench/sft_throughput.py --device cuda (bench/README.md).
 bench: install
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/sft_throughput.py --device cpu
+
+# The API under load next to a bare FastAPI + INSERT + Redis endpoint, both under uvicorn with 2 workers, against a
+# Postgres and a Redis (started here when missing, as for make test): submissions closed and open loop, GETs, SSE
+# fan-out to 500 followers, a minute at 4x the sustainable rate. Prints a table, writes bench/results/service.json.
+bench-service: install
+	eval "$$($(BIN)/python scripts/test_services.py)" && $(BIN)/python bench/service_throughput.py
 
 # The engine alone: `finetuning sft` on the tiny model, then the adapter's answers.
 demo-engine: install

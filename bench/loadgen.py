@@ -62,15 +62,23 @@ class Result:
         }
 
 
+# servers close idle keep-alive connections (uvicorn after 5 s): one idle longer is not reused, as clients do
+IDLE_REUSE_SECONDS = 4.0
+
+
 class _Connection:
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.last_used = 0.0
 
     async def request(self, raw: bytes) -> int:
+        if self.writer is not None and time.monotonic() - self.last_used > IDLE_REUSE_SECONDS:
+            self.close()
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.last_used = time.monotonic()
         assert self.reader is not None
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
@@ -92,6 +100,7 @@ class _Connection:
                     break
         elif length:
             await self.reader.readexactly(length)
+        self.last_used = time.monotonic()
         return status
 
     def close(self) -> None:

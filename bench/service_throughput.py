@@ -66,6 +66,24 @@ def database(server: str) -> Iterator[str]:
         admin.dispose()
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a server and its worker processes so far."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+SERVERS: dict[int, int] = {}  # port -> pid
+
+
 @contextmanager
 def serve(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator[int]:
     port = _free_port()
@@ -90,6 +108,7 @@ def serve(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator[in
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"{app} did not start; see {log}") from None
                     time.sleep(0.2)
+            SERVERS[port] = process.pid
             yield port
         finally:
             os.killpg(process.pid, signal.SIGTERM)
@@ -149,13 +168,28 @@ def _setup(database_url: str, workdir: Path) -> tuple[str, bytes, Path]:
 
 
 async def _follow(
-    port: int, path: str, token: str, lags: list[float], seen: list[int], ready: asyncio.Event, done: asyncio.Event
+    port: int,
+    path: str,
+    token: str,
+    lags: list[float],
+    seen: list[int],
+    refusals: list[int],
+    ready: asyncio.Event,
+    done: asyncio.Event,
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n".encode()
-    )
-    await reader.readuntil(b"\r\n\r\n")
+    """One follower, as an EventSource: refused (503, at a burst of connects), it comes back after Retry-After."""
+    while True:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        writer.write(request.encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        if head.split(b" ", 2)[1] == b"200":
+            break
+        refusals.append(1)
+        writer.close()
+        await asyncio.sleep(1.0)
     buffer = ""
     count = 0
     try:
@@ -197,10 +231,11 @@ async def sse_fanout(
         connection.execute(text("UPDATE jobs SET status = 'running' WHERE id = :id"), {"id": job["id"]})
     lags: list[float] = []
     seen: list[int] = []
+    refusals: list[int] = []
     done = asyncio.Event()
     readies = [asyncio.Event() for _ in range(followers)]
     path = f"/v1/jobs/{job['id']}/events/stream"
-    tasks = [asyncio.create_task(_follow(port, path, token, lags, seen, ready, done)) for ready in readies]
+    tasks = [asyncio.create_task(_follow(port, path, token, lags, seen, refusals, ready, done)) for ready in readies]
     for ready in readies:
         await asyncio.wait_for(ready.wait(), 60)
     await asyncio.sleep(1.0)
@@ -241,14 +276,39 @@ async def sse_fanout(
         "lag_p99_ms": pct(0.99),
         "lag_max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
         "followers_missing_events": sum(1 for count in seen if count < total),
+        "connects_refused_then_retried": len(refusals),
     }
 
 
 # -- the run -----------------------------------------------------------------------------------------------------------
 
 
-def _row(name: str, result: Result, anchor: Result | None = None) -> dict[str, Any]:
-    row = {"measurement": name, **result.summary()}
+def _settle(database_url: str) -> None:
+    """After the writes: the statistics and visibility maps current, so that autovacuum does not run (and take
+    one of the two CPUs) in the middle of the read measurements."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+        try:  # the dirty pages of the writes, flushed now rather than by a checkpoint during the reads
+            connection.execute(text("CHECKPOINT"))
+        except Exception as exc:  # not a superuser: the reads may share the machine with a checkpoint
+            print(f"(no CHECKPOINT: {type(exc).__name__})")
+    engine.dispose()
+
+
+async def timed(port: int, measurement: Any) -> tuple[Result, float]:
+    """Run a measurement; also the server's CPU milliseconds per answered request."""
+    before = cpu_seconds(SERVERS[port])
+    result = await measurement
+    used = cpu_seconds(SERVERS[port]) - before
+    return result, round(1000 * used / max(1, sum(result.statuses.values())), 2)
+
+
+def _row(name: str, measured: tuple[Result, float], anchor: Result | None = None) -> dict[str, Any]:
+    result, cpu_ms = measured
+    row = {"measurement": name, **result.summary(), "server_cpu_ms": cpu_ms}
     if anchor is not None and anchor.rate:
         row["vs_bare"] = round(result.rate / anchor.rate, 2)
     return row
@@ -266,33 +326,34 @@ async def measure(
     for port, make in ((bare_port, bare), (api_port, submit)):  # warm both
         await closed_loop("127.0.0.1", port, make, connections=8, seconds=2)
 
-    bare_closed = await closed_loop("127.0.0.1", bare_port, bare, connections=64, seconds=seconds)
-    api_closed = await closed_loop("127.0.0.1", api_port, submit, connections=64, seconds=seconds)
+    bare_closed = await timed(bare_port, closed_loop("127.0.0.1", bare_port, bare, connections=64, seconds=seconds))
+    api_closed = await timed(api_port, closed_loop("127.0.0.1", api_port, submit, connections=64, seconds=seconds))
     rows += [
         _row("bare submit, closed loop x64", bare_closed),
-        _row("submit, closed loop x64", api_closed, bare_closed),
+        _row("submit, closed loop x64", api_closed, bare_closed[0]),
     ]
-    bare_open = await open_loop("127.0.0.1", bare_port, bare, rate=args.rate, seconds=seconds)
-    api_open = await open_loop("127.0.0.1", api_port, submit, rate=args.rate, seconds=seconds)
+    bare_open = await timed(bare_port, open_loop("127.0.0.1", bare_port, bare, rate=args.rate, seconds=seconds))
+    api_open = await timed(api_port, open_loop("127.0.0.1", api_port, submit, rate=args.rate, seconds=seconds))
     rows += [
         _row(f"bare submit, open loop {args.rate:g}/s", bare_open),
-        _row(f"submit, open loop {args.rate:g}/s", api_open, bare_open),
+        _row(f"submit, open loop {args.rate:g}/s", api_open, bare_open[0]),
     ]
 
+    await asyncio.to_thread(_settle, database_url)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=auth) as client:
         job_id = (await client.get("/v1/jobs?limit=1")).json()["data"][0]["id"]
     get = lambda _i: Request("GET", f"/v1/jobs/{job_id}", auth)  # noqa: E731
     rows.append(
         _row(
             "GET /v1/jobs/{id}, closed loop x16",
-            await closed_loop("127.0.0.1", api_port, get, connections=16, seconds=seconds),
+            await timed(api_port, closed_loop("127.0.0.1", api_port, get, connections=16, seconds=seconds)),
         )
     )
     page = lambda _i: Request("GET", "/v1/jobs?limit=50", auth)  # noqa: E731
     rows.append(
         _row(
             "GET /v1/jobs?limit=50, closed loop x8",
-            await closed_loop("127.0.0.1", api_port, page, connections=8, seconds=seconds),
+            await timed(api_port, closed_loop("127.0.0.1", api_port, page, connections=8, seconds=seconds)),
         )
     )
 
@@ -300,16 +361,20 @@ async def measure(
         api_port, database_url, token, body, followers=args.followers, rate=args.event_rate, seconds=seconds
     )
 
-    overload_rate = 4 * api_closed.rate
-    overload = await open_loop(
-        "127.0.0.1",
+    overload_rate = 4 * api_closed[0].rate
+    overload_measured = await timed(
         api_port,
-        submit,
-        rate=overload_rate,
-        seconds=args.overload_seconds,
-        timeout=10,
-        max_connections=2000,
+        open_loop(
+            "127.0.0.1",
+            api_port,
+            submit,
+            rate=overload_rate,
+            seconds=args.overload_seconds,
+            timeout=10,
+            max_connections=2000,
+        ),
     )
+    overload = overload_measured[0]
     stopped = time.perf_counter()
     recovered = None
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", headers=auth, timeout=5) as client:
@@ -322,7 +387,9 @@ async def measure(
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(0.05)
-    rows.append(_row(f"overload: submit at {overload_rate:.0f}/s (4x) for {args.overload_seconds:g} s", overload))
+    rows.append(
+        _row(f"overload: submit at {overload_rate:.0f}/s (4x) for {args.overload_seconds:g} s", overload_measured)
+    )
     return {
         "rows": rows,
         "sse": fanout,
@@ -337,7 +404,7 @@ async def measure(
 
 
 def print_table(report: dict[str, Any]) -> None:
-    columns = ["measurement", "per_s", "p50_ms", "p99_ms", "max_ms", "vs_bare", "statuses"]
+    columns = ["measurement", "per_s", "p50_ms", "p99_ms", "max_ms", "vs_bare", "server_cpu_ms", "statuses"]
     print(f"\n{report['machine']}; API: uvicorn x{report['workers']} workers, pool {report['pool']} per worker\n")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
@@ -347,7 +414,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(
         f"\nSSE: {sse['followers']} followers, {sse['events']} events: lag p50 {sse['lag_p50_ms']} ms, p99 "
         f"{sse['lag_p99_ms']} ms, max {sse['lag_max_ms']} ms; followers missing events: "
-        f"{sse['followers_missing_events']}"
+        f"{sse['followers_missing_events']} (connects refused at the burst and retried: "
+        f"{sse['connects_refused_then_retried']})"
     )
     over = report["overload"]
     print(
