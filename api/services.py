@@ -74,7 +74,7 @@ class SubmitMeta:
 
     queue: str
     name: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    label_values: list[str] = field(default_factory=list)  # key=value, parsed once the caller is authenticated
     processes: int = 1
     idempotency_key: str | None = None
 
@@ -119,7 +119,7 @@ def submit_job(
         kind=kind.value,
         status=JobStatus.QUEUED.value,
         name=meta.name,
-        labels=meta.labels,
+        labels=parse_labels(meta.label_values),
         queue=meta.queue,
         config=plan.submitted,
         resolved=resolved,

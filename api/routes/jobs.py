@@ -42,7 +42,7 @@ async def submission_meta(
     return services.SubmitMeta(
         queue=queue or settings.default_queue,
         name=name,
-        labels=services.parse_labels(label),
+        label_values=label or [],
         idempotency_key=idempotency_key or None,
     )
 
@@ -146,10 +146,9 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
     """The project's jobs, newest first."""
-    labels = services.parse_labels(label)
-
     def work(session: Session) -> JobPage:
         project = caller.project(session)
+        labels = services.parse_labels(label)  # after authentication: a caller without a token learns nothing
         jobs, cursor = services.list_jobs(
             session, project, kind=kind, status=status, labels=labels, after=after, limit=limit
         )
