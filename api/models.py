@@ -25,6 +25,8 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 EventId = BigInteger().with_variant(Integer(), "sqlite")
 # Postgres notifies this channel, with the job's id, when a job's events are committed (a trigger, see migrations)
 EVENTS_CHANNEL = "job_events"
+# the event a run that continued from a checkpoint writes: which, and what of an earlier run it repeats
+RESUMED_EVENT = "resumed"
 
 
 def utcnow() -> datetime:
@@ -116,6 +118,8 @@ class JobEvent(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    # the claim of the job that wrote it (0: before any; null: written before attempts were recorded)
+    attempt: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)

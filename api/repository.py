@@ -84,7 +84,7 @@ def add_job(session: Session, job: Job) -> None:
 
 
 def add_event(session: Session, job: Job, type_: str, data: dict[str, Any]) -> JobEvent:
-    event = JobEvent(job_id=job.id, type=type_, data=data)
+    event = JobEvent(job_id=job.id, type=type_, data=data, attempt=job.attempt or 0)
     session.add(event)
     return event
 

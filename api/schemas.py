@@ -42,6 +42,11 @@ class JobInput(BaseModel):
     path: str
 
 
+class ResumePoint(BaseModel):
+    checkpoint: str
+    step: int
+
+
 class JobAttempt(BaseModel):
     """One run of the job on a worker."""
 
@@ -56,6 +61,25 @@ class JobAttempt(BaseModel):
     )
     reason: str | None = Field(default=None, description="e.g. worker_shutdown, worker_lost, or the error code.")
     checkpoint: str | None = Field(default=None, description="The checkpoint the run saved when it was stopped.")
+    last_step: int | None = Field(default=None, description="The last training step it logged, once it ended.")
+    resumed_from: ResumePoint | None = Field(
+        default=None, description="The checkpoint this run continued from, if it continued one."
+    )
+    lost_steps: int | None = Field(
+        default=None,
+        description="Steps this run had done after the checkpoint a later run resumed from: done again, their "
+        "values superseded in the metrics.",
+    )
+    lost_seconds: float | None = Field(
+        default=None, description="Wall-clock (GPU) seconds those lost steps took this run."
+    )
+
+
+class LostWork(BaseModel):
+    steps: int = Field(default=0, description="Training steps done twice because a run stopped between checkpoints.")
+    seconds: float = Field(
+        default=0.0, description="Wall-clock (GPU) seconds those steps took the runs that lost them."
+    )
 
 
 class JobLinks(BaseModel):
@@ -78,6 +102,9 @@ class JobRead(BaseModel):
     queue: str
     attempt: int = Field(description="How many times a worker has claimed the job.")
     attempts: list[JobAttempt] = Field(default_factory=list, description="Each run of the job, oldest first.")
+    lost_work: LostWork = Field(
+        default_factory=LostWork, description="What runs that stopped between checkpoints cost (summed over attempts)."
+    )
     not_before: datetime | None = Field(
         default=None, description="A job requeued after its worker was lost waits until then (back-off)."
     )
@@ -110,6 +137,9 @@ class EventRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int = Field(description="The cursor: increasing; the SSE `id`.")
+    attempt: int | None = Field(
+        default=None, description="The run of the job that wrote it (0: before any run; null: from an older version)."
+    )
     type: str = Field(
         description="An engine event type (run_started, phase, metrics, eval, progress, checkpoint, log, status), "
         "or `log` with {stream, line} for an output line, or `job` with {status, attempt} for a service transition."
@@ -126,12 +156,26 @@ class EventPage(BaseModel):
 class MetricPoint(BaseModel):
     step: int
     value: float | str | None = Field(description='A number, or "NaN"/"Infinity" for a diverging run.')
+    attempt: int | None = Field(default=None, description="The run of the job that logged it.")
+
+
+class SupersededSeries(BaseModel):
+    train: dict[str, list[MetricPoint]] = Field(default_factory=dict)
+    eval: dict[str, list[MetricPoint]] = Field(default_factory=dict)
 
 
 class JobMetrics(BaseModel):
-    train: dict[str, list[MetricPoint]] = Field(description="Per logging step: loss, learning_rate, grad_norm, ...")
-    eval: dict[str, list[MetricPoint]] = Field(description="Per evaluation: loss, runtime, ...")
+    train: dict[str, list[MetricPoint]] = Field(
+        description="Per logging step: loss, learning_rate, grad_norm, ...; each step once, from the run that "
+        "carried the job on (a run that resumed a checkpoint supersedes what an earlier run logged after it)."
+    )
+    eval: dict[str, list[MetricPoint]] = Field(description="Per evaluation: loss, runtime, ...; the same way.")
     summary: dict[str, Any] = Field(description="The trainer's end-of-training summary (train_runtime, train_loss).")
+    superseded: SupersededSeries | None = Field(
+        default=None,
+        description="With include_superseded=true: the points earlier runs logged after the checkpoint a later run "
+        "resumed from (the lost timeline), each with its attempt.",
+    )
 
 
 class Health(BaseModel):
@@ -168,4 +212,15 @@ def job_read(job: Job, *, mlflow_ui_url: str | None = None) -> JobRead:
     read = JobRead.model_validate(job)
     ui_url = mlflow_ui_url or MLFLOW_UI_URL.get()
     links = JobLinks(mlflow=mlflow_run_url(ui_url, job.mlflow_run_id) if ui_url and job.mlflow_run_id else None)
-    return read.model_copy(update={"config": _redact(read.config), "resolved": _redact(read.resolved), "links": links})
+    lost = LostWork(
+        steps=sum(a.lost_steps or 0 for a in read.attempts),
+        seconds=round(sum(a.lost_seconds or 0.0 for a in read.attempts), 1),
+    )
+    return read.model_copy(
+        update={
+            "config": _redact(read.config),
+            "resolved": _redact(read.resolved),
+            "links": links,
+            "lost_work": lost,
+        }
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.deps import after_commit
 from api.errors import ApiError, not_found
-from api.models import Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from api.models import RESUMED_EVENT, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from api.resolve import TRAINING_KINDS, parse_body, plan_submission, validate_config
 from api.settings import ServiceSettings
 
@@ -322,37 +322,69 @@ def _series_value(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) or value in ("NaN", "Infinity", "-Infinity")
 
 
-def job_metrics(session: Session, project: str, job_id: str) -> dict[str, Any]:
-    """Per-step series from the job's ``metrics`` and ``eval`` events."""
+MetricKey = tuple[str, str, int]  # (train or eval, name, step)
+
+
+def job_metrics(session: Session, project: str, job_id: str, *, include_superseded: bool = False) -> dict[str, Any]:
+    """Per-step series from the job's ``metrics`` and ``eval`` events: each (split, name, step) once.
+
+    Events are a log, the metrics a series: when a run resumes a checkpoint (a ``resumed`` event), what earlier runs
+    logged after that checkpoint's step is superseded, and a later point for a step replaces an earlier one.
+    Superseded points are returned only with ``include_superseded``.
+    """
     get_job(session, project, job_id)
-    train: dict[str, list[dict[str, Any]]] = {}
-    evaluation: dict[str, list[dict[str, Any]]] = {}
+    current: dict[MetricKey, dict[str, Any]] = {}
+    superseded: list[tuple[MetricKey, dict[str, Any]]] = []
     summary: dict[str, Any] = {}
     after = 0
     while True:
-        events = repository.list_events(session, project, job_id, after=after, limit=1000, types=("metrics", "eval"))
+        events = repository.list_events(
+            session, project, job_id, after=after, limit=1000, types=("metrics", "eval", RESUMED_EVENT)
+        )
         for event in events:
             data = event.data
+            if event.type == RESUMED_EVENT:
+                from_step = data.get("from_step")
+                if isinstance(from_step, int):
+                    for key in [k for k in current if k[2] > from_step]:
+                        superseded.append((key, current.pop(key)))
+                continue
             step = data.get("step")
             if not isinstance(step, int):
                 continue
             if event.type == "eval":
-                values = dict(data.get("metrics") or {})
-                target = evaluation
+                split, values = "eval", dict(data.get("metrics") or {})
             else:
                 extra = dict(data.get("extra") or {})
                 core = {k: data.get(k) for k in ("loss", "learning_rate", "grad_norm", "tokens_per_second")}
                 if all(value is None for value in core.values()):
                     summary.update(extra)  # the trainer's end-of-run summary (docs/events.md), not a step's values
                     continue
-                values = {**core, "epoch": data.get("epoch"), **extra}
-                target = train
-            for key, value in values.items():
-                if _series_value(value):
-                    target.setdefault(key, []).append({"step": step, "value": value})
+                split, values = "train", {**core, "epoch": data.get("epoch"), **extra}
+            for name, value in values.items():
+                if not _series_value(value):
+                    continue
+                key = (split, name, step)
+                if key in current:
+                    superseded.append((key, current[key]))
+                current[key] = {"step": step, "value": value, "attempt": event.attempt}
         if len(events) < 1000:
-            return {"train": train, "eval": evaluation, "summary": summary}
+            break
         after = events[-1].id
+    result: dict[str, Any] = {**_series(current.items()), "summary": summary}
+    if include_superseded:
+        result["superseded"] = _series(superseded)
+    return result
+
+
+def _series(points: Iterable[tuple[MetricKey, dict[str, Any]]]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {"train": {}, "eval": {}}
+    for (split, name, _step), point in points:
+        out[split].setdefault(name, []).append(point)
+    for series in out.values():
+        for name in series:
+            series[name].sort(key=lambda point: (point["step"], point["attempt"] or 0))
+    return out
 
 
 def job_output_path(session: Session, project: str, job_id: str) -> Path:

@@ -79,8 +79,9 @@ class EventWriter:
     existing file continues its ``seq`` (a retried run keeps one increasing sequence).
     """
 
-    def __init__(self, path: Path | str | None, *, enabled: bool = True) -> None:
+    def __init__(self, path: Path | str | None, *, enabled: bool = True, attempt: int | None = None) -> None:
         self.path = Path(path) if path is not None and enabled else None
+        self.attempt = attempt  # the service's run of the job (its claim), carried by every event when given
         self._lock = threading.Lock()  # seq and the line must go together even if a log handler thread writes
         self._seq = 0
         self._file: TextIO | None = None
@@ -100,6 +101,8 @@ class EventWriter:
         with self._lock:
             self._seq += 1
             event = {"v": EVENTS_VERSION, "seq": self._seq, "time": _utc_now(), "type": str(event_type)}
+            if self.attempt is not None:
+                event["attempt"] = self.attempt
             event.update(_json_safe(fields))
             # allow_nan=False: NaN/Infinity are not JSON (Postgres JSONB and browsers reject them); _json_safe
             # already turned them into strings, so this only guards against a missed case.

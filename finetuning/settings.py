@@ -46,6 +46,18 @@ class EngineSettings(BaseSettings):
         description="MLflow tracking URI; used only when neither the CLI nor the config sets one. Default: none.",
     )
 
+    job_id: str | None = Field(
+        default=None,
+        validation_alias="FINETUNING_JOB_ID",
+        description="Set by the service's worker: the job this run belongs to (an MLflow tag). Default: none.",
+    )
+    attempt: int | None = Field(
+        default=None,
+        validation_alias="FINETUNING_JOB_ATTEMPT",
+        description="Set by the service's worker: which run of the job this is; every event and the MLflow run carry "
+        "it. Default: none.",
+    )
+
     @field_validator("checkpoints_path", "events_file", "cache_dir", mode="after")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:

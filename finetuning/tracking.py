@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 import string
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
@@ -163,7 +163,9 @@ def _tag_run_name(environ: MutableMapping[str, str]) -> str:
 
 
 @contextmanager
-def mlflow_run(decision: TrackingDecision, *, main_process: bool) -> Iterator[str | None]:
+def mlflow_run(
+    decision: TrackingDecision, *, main_process: bool, tags: Mapping[str, str] | None = None
+) -> Iterator[str | None]:
     """Open the MLflow run around training and the final evaluation; yields its id (None when tracking is off).
 
     Opening it here, rather than leaving it to ``MLflowCallback``, keeps a final ``trainer.evaluate()`` in the
@@ -176,5 +178,5 @@ def mlflow_run(decision: TrackingDecision, *, main_process: bool) -> Iterator[st
 
     mlflow.set_tracking_uri(decision.uri)
     mlflow.set_experiment(decision.experiment or "Default")
-    with mlflow.start_run(run_name=decision.run_name) as run:
+    with mlflow.start_run(run_name=decision.run_name, tags=dict(tags or {})) as run:
         yield run.info.run_id

@@ -115,7 +115,7 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
             ).first()
             if done is None:
                 continue
-            session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=event))
+            session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=event, attempt=attempt))
             record_attempt(session, job_id, attempt, entry)
         waiting = session.execute(
             select(Job.id, Job.queue)

@@ -231,6 +231,9 @@ class JobRun:
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k.upper() not in _SERVICE_ENV}
         env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when a buffer fills
+        # the engine tags its events and its MLflow run with the job and this run of it (finetuning.settings)
+        env["FINETUNING_JOB_ID"] = self.claim.job_id
+        env["FINETUNING_JOB_ATTEMPT"] = str(self.claim.attempt)
         config = self.claim.resolved.get("config") or {}
         if self.settings.mlflow_tracking_uri and not config.get("tracking"):
             env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri

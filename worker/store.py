@@ -11,6 +11,7 @@ disagree still agree on who holds a lease; SQLite (the embedded single-machine d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from api.db import session_scope
-from api.models import Job, JobEvent, JobStatus, utcnow
+from api.models import RESUMED_EVENT, Job, JobEvent, JobStatus, utcnow
 from api.settings import ServiceSettings
 
 # A job a worker holds: running, or running with a cancel being carried out.
@@ -104,7 +105,7 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
         if row is None:
             return None
         data = {"status": JobStatus.RUNNING.value, "attempt": row.attempt, "worker": worker_name}
-        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=row.attempt))
         entry = {"attempt": row.attempt, "worker": worker_name, "started_at": _iso(row.updated_at)}
         record_attempt(session, job_id, row.attempt, entry, ended_at=row.updated_at)
         checkpoint = (row.artifacts or {}).get("checkpoint")
@@ -133,11 +134,15 @@ def record_attempt(
     for entry in history:
         if entry.get("attempt") == attempt:
             entry.update(changes)
+            if changes.get("ended_at") and "last_step" not in entry:
+                entry["last_step"] = attempt_last_step(session, job_id, attempt)
             break
     else:
         for entry in history:
             if entry.get("ended_at") is None:
                 entry.update(ended_at=_iso(ended_at), outcome="lost", reason=entry.get("reason") or "worker_lost")
+                if "last_step" not in entry and isinstance(entry.get("attempt"), int):
+                    entry["last_step"] = attempt_last_step(session, job_id, entry["attempt"])
         history.append(
             {
                 "attempt": attempt,
@@ -224,8 +229,88 @@ def append_events(settings: ServiceSettings, job_id: str, attempt: int, events: 
             session.execute(
                 update(Job).where(Job.id == job_id).values(**changes).execution_options(synchronize_session=False)
             )
-        session.execute(insert(JobEvent), [{"job_id": job_id, "type": kind, "data": data} for kind, data in events])
+        # an engine event says which run wrote it: one an earlier attempt wrote but never stored keeps its number
+        stored: list[dict[str, Any]] = [
+            {"job_id": job_id, "type": kind, "data": data, "attempt": _attempt_of(data, attempt)}
+            for kind, data in events
+        ]
+        # a resume's own event goes right after its run_started, before the resumed run's first steps: the order
+        # of the log is what the metrics series is built from
+        start = 0
+        for index, event in enumerate(stored):
+            resumed = _resumed_checkpoint(event)
+            if resumed is not None:
+                session.execute(insert(JobEvent), stored[start : index + 1])
+                record_resume(session, job_id, event["attempt"], *resumed)
+                start = index + 1
+        if start < len(stored):
+            session.execute(insert(JobEvent), stored[start:])
     return True
+
+
+def _attempt_of(data: dict[str, Any], default: int) -> int:
+    value = data.get("attempt")
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+_CHECKPOINT_STEP = re.compile(r"checkpoint-(\d+)$")
+
+
+def _resumed_checkpoint(row: dict[str, Any]) -> tuple[str, int] | None:
+    """(checkpoint, step) when ``row`` is an engine's ``run_started`` that resumes a checkpoint."""
+    if row["type"] != "run_started" or not _engine_event(row["data"]):
+        return None
+    config = row["data"].get("config")
+    resolved = config.get("resolved") if isinstance(config, dict) else None
+    checkpoint = resolved.get("resume_from_checkpoint") if isinstance(resolved, dict) else None
+    if not isinstance(checkpoint, str):
+        return None
+    match = _CHECKPOINT_STEP.search(checkpoint.rstrip("/"))
+    return (checkpoint, int(match.group(1))) if match else None
+
+
+def _step() -> Any:
+    return JobEvent.data["step"].as_integer()
+
+
+def attempt_last_step(session: Session, job_id: str, attempt: int) -> int | None:
+    """The last training step an attempt logged (None when it logged none)."""
+    query = select(func.max(_step())).where(
+        JobEvent.job_id == job_id, JobEvent.attempt == attempt, JobEvent.type == "metrics"
+    )
+    value = session.scalar(query)
+    return int(value) if value is not None else None
+
+
+def record_resume(session: Session, job_id: str, attempt: int, checkpoint: str, step: int) -> None:
+    """``attempt`` resumed from ``checkpoint`` (its ``step``): a ``resumed`` event saying what it re-runs, and in the
+    attempt history where it started and what the earlier attempt lost (the steps after the checkpoint it had done,
+    and the seconds from that checkpoint's step to its last logged step)."""
+    metrics = (JobEvent.job_id == job_id, JobEvent.type == "metrics")
+    earlier = session.execute(
+        select(JobEvent.attempt, func.max(_step()))
+        .where(*metrics, JobEvent.attempt < attempt)
+        .group_by(JobEvent.attempt)
+        .order_by(JobEvent.attempt.desc())
+    ).first()
+    rerun: dict[str, Any] | None = None
+    if earlier is not None and earlier[1] is not None and int(earlier[1]) > step:
+        lost_attempt, last_step = int(earlier[0]), int(earlier[1])
+        of_lost = (*metrics, JobEvent.attempt == lost_attempt)
+        ended = session.scalar(select(func.max(JobEvent.created_at)).where(*of_lost))
+        began = session.scalar(select(func.max(JobEvent.created_at)).where(*of_lost, _step() <= step))
+        began = began or session.scalar(select(func.min(JobEvent.created_at)).where(*of_lost))
+        seconds = round(max(0.0, (ended - began).total_seconds()), 1) if ended and began else None
+        rerun = {"attempt": lost_attempt, "from_step": step + 1, "to_step": last_step, "lost_seconds": seconds}
+        record_attempt(
+            session,
+            job_id,
+            lost_attempt,
+            {"last_step": last_step, "lost_steps": last_step - step, "lost_seconds": seconds},
+        )
+    data = {"attempt": attempt, "checkpoint": checkpoint, "from_step": step, "rerun": rerun}
+    session.execute(insert(JobEvent).values(job_id=job_id, type=RESUMED_EVENT, data=data, attempt=attempt))
+    record_attempt(session, job_id, attempt, {"resumed_from": {"checkpoint": checkpoint, "step": step}})
 
 
 def finish_job(
@@ -280,7 +365,7 @@ def finish_job(
             data["exit_code"] = exit_code
         if checkpoint is not None:
             data["checkpoint"] = checkpoint
-        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=attempt))
         entry = {
             "ended_at": _iso(row.finished_at),
             "outcome": status.value,
@@ -325,7 +410,7 @@ def hand_back(settings: ServiceSettings, job_id: str, attempt: int, checkpoint: 
         status = JobStatus.CANCELLED.value if cancelled else JobStatus.QUEUED.value
         data: dict[str, Any] = {"status": status, "attempt": attempt, "reason": "worker_shutdown"}
         data["checkpoint"] = checkpoint
-        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data))
+        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=attempt))
         entry = {
             "ended_at": _iso(ended.updated_at),
             "outcome": "cancelled" if cancelled else "handed_back",

@@ -122,11 +122,23 @@ async def get_job_logs(
 
 
 @router.get("/metrics", name="get_job_metrics", response_model=JobMetrics, responses=error_responses(401, 404))
-async def get_job_metrics(job_id: str, database: DatabaseDep, caller: CallerDep) -> JobMetrics:
-    """Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and evaluations."""
-    return await database.run(
-        lambda session: JobMetrics.model_validate(services.job_metrics(session, caller.project(session), job_id))
-    )
+async def get_job_metrics(
+    job_id: str,
+    database: DatabaseDep,
+    caller: CallerDep,
+    include_superseded: Annotated[
+        bool,
+        Query(description="Also the points earlier runs logged after the checkpoint a later run resumed from."),
+    ] = False,
+) -> JobMetrics:
+    """Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and evaluations:
+    each step once, from the run that carried the job on."""
+
+    def work(session: Session) -> JobMetrics:
+        series = services.job_metrics(session, caller.project(session), job_id, include_superseded=include_superseded)
+        return JobMetrics.model_validate(series)
+
+    return await database.run(work)
 
 
 @router.get(

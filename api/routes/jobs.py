@@ -146,6 +146,7 @@ async def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
     """The project's jobs, newest first."""
+
     def work(session: Session) -> JobPage:
         project = caller.project(session)
         labels = services.parse_labels(label)  # after authentication: a caller without a token learns nothing

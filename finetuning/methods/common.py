@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,6 +44,8 @@ class RunSetup:
     learning_rate: float
     output_dir: Path
     resume: bool | str
+    # the service's job and run of it, and the checkpoint resumed: a resumed job's runs tell one story in MLflow
+    mlflow_tags: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         """The computed values the job echoes beside its config."""
@@ -80,7 +82,11 @@ def prepare_run(
     output_dir = output_dir_for(args_conf, options.settings)
     seed_everything(args_conf.seed, run_conf.determinism)
     resume = resolve_resume(run_conf.resume_from_checkpoint, output_dir)
-    return RunSetup(state, tracking, plan, learning_rate, output_dir, resume)
+    tags = {"finetuning.job_id": options.settings.job_id, "finetuning.attempt": options.settings.attempt}
+    if isinstance(resume, str):
+        tags["finetuning.resumed_from"] = resume
+    mlflow_tags = {name: str(value) for name, value in tags.items() if value is not None}
+    return RunSetup(state, tracking, plan, learning_rate, output_dir, resume, mlflow_tags)
 
 
 def training_arguments(
@@ -225,7 +231,7 @@ def train_and_save(
     """Train (resuming if asked), evaluate once at the end if asked, save the final model or adapter."""
     # a stop request (worker shutdown, cancel with checkpoint) saves a checkpoint at the next step and ends training
     trainer.add_callback(stop_callback())
-    with mlflow_run(setup.tracking, main_process=setup.state.is_main_process) as mlflow_run_id:
+    with mlflow_run(setup.tracking, main_process=setup.state.is_main_process, tags=setup.mlflow_tags) as mlflow_run_id:
         output = trainer.train(resume_from_checkpoint=setup.resume)
         stopped = stopped_checkpoint(setup.output_dir)
         eval_metrics: dict[str, float] = {}

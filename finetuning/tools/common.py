@@ -54,7 +54,8 @@ def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str,
     from finetuning.runtime import is_main_process, run_reporting_status
     from finetuning.settings import get_engine_settings
 
-    events = EventWriter(args.events_file or get_engine_settings().events_file, enabled=is_main_process())
+    settings = get_engine_settings()
+    events = EventWriter(args.events_file or settings.events_file, enabled=is_main_process(), attempt=settings.attempt)
     try:
         outcome: dict[str, Any] = dict(run_reporting_status(events, lambda: body(events) or {}))
         if {"artifacts", "metrics"} & set(outcome):

@@ -95,7 +95,7 @@ LABELS = {
     "duplicate": "duplicate delivery",
     "sigterm": "sigterm worker",
 }
-COUNTS = ("lost", "twice", "stuck", "events", "other")
+COUNTS = ("lost", "twice", "stuck", "events", "series", "other")
 POSTGRES_DOWN_S = 3.0
 REDIS_DOWN_S = 2.0
 KILL_TAIL_BEFORE_S = 1.0  # the worker stores events every 0.25 s: what an engine wrote just before the kill is gone
@@ -682,6 +682,44 @@ class Chaos:
             )
         for error in follower.errors:
             self.problem("other", job_id, now(), f"SSE answered {error}")
+        if row["status"] == "succeeded":
+            self.check_series(job_id)
+
+    def check_series(self, job_id: str) -> None:
+        """What a user reads: the loss series holds every logging step once, up to the last, each from the run that
+        carried the job on (runs never go backwards along the steps); what an earlier run logged after a later run's
+        checkpoint is superseded, not lost, and the job's lost work says so."""
+        with self.cluster.client() as client:
+            series = client.get(f"/v1/jobs/{job_id}/metrics", params={"include_superseded": "true"}).json()
+            job = client.get(f"/v1/jobs/{job_id}").json()
+        loss = series["train"].get("loss", [])
+        steps = [p["step"] for p in loss]
+        every = self.cluster.config.logging_steps
+        expected = list(range(every, (steps[-1] if steps else 0) + 1, every))
+        problems = []
+        if steps != expected:
+            repeated = len(steps) - len(set(steps))
+            problems.append(
+                f"loss at {len(steps)} steps, {repeated} repeated, {len(set(expected) - set(steps))} missing"
+            )
+        attempts = [p["attempt"] or 0 for p in loss]
+        if attempts != sorted(attempts):
+            problems.append("the series goes back to an earlier run")
+        carried = {p["step"]: p["attempt"] or 0 for p in loss}
+        lost = series["superseded"]["train"].get("loss", [])
+        if any((p["attempt"] or 0) >= carried.get(p["step"], 0) for p in lost):
+            problems.append("a superseded point is not older than the one that replaced it")
+        if bool(lost) != bool(job["lost_work"]["steps"]):
+            problems.append(f"{len(lost)} superseded points but lost_work {job['lost_work']}")
+        if problems:
+            runs: dict[int, list[int]] = {}
+            for event in self.cluster.events(job_id, types=("metrics", "resumed", "job")):
+                if event["type"] == "metrics" and event["data"].get("loss") is not None:
+                    runs.setdefault(event.get("attempt") or 0, []).append(event["data"]["step"])
+                elif event["type"] != "metrics":
+                    problems.append(f"{event['type']}@{event.get('attempt')}:{_brief(event['data'])}")
+            problems += [f"run {a} logged steps {min(s)}..{max(s)} ({len(s)})" for a, s in sorted(runs.items())]
+            self.problem("series", job_id, now(), "; ".join(problems))
 
     def check_attempts(self, job_id: str, events: list[dict[str, Any]]) -> None:
         """Run twice: a claim after the job finished; events of an attempt written after a newer one claimed."""
@@ -846,8 +884,8 @@ class Chaos:
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    header = ["fault", "trials", "jobs lost", "run twice", "stuck", "events lost", "other", "worst detection s",
-              "worst recovery s"]  # fmt: skip
+    header = ["fault", "trials", "jobs lost", "run twice", "stuck", "events lost", "series wrong", "other",
+              "worst detection s", "worst recovery s"]  # fmt: skip
     lines = [header]
     for row in rows:
         trials = str(row["trials"])
@@ -870,6 +908,11 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         if n == 0:
             out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(out)
+
+
+def _brief(data: dict[str, Any]) -> str:
+    keys = ("status", "reason", "from_step", "checkpoint")
+    return ",".join(f"{k}={str(data[k]).rsplit('/', 1)[-1]}" for k in keys if data.get(k) is not None)
 
 
 def read_events_file(path: Path) -> list[dict[str, Any]]:

@@ -350,16 +350,19 @@ class Cluster:
         return {r.id: {"status": r.status, "attempt": r.attempt, "worker": r.worker, "phase": r.phase} for r in rows}
 
     def events(self, job_id: str, after: int = 0, types: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
-        """The job's stored events in id order: ``{"id", "type", "data", "created_at" (Unix time)}``."""
+        """The job's stored events in id order: ``{"id", "type", "data", "attempt", "created_at" (Unix time)}``."""
         from sqlalchemy import text
 
-        sql = "SELECT id, type, data, created_at FROM job_events WHERE job_id = :j AND id > :a"
+        sql = "SELECT id, type, data, attempt, created_at FROM job_events WHERE job_id = :j AND id > :a"
         params: dict[str, Any] = {"j": job_id, "a": after}
         if types:
             sql += " AND type = ANY(:t)"
             params["t"] = list(types)
         rows = self.db(lambda c: c.execute(text(sql + " ORDER BY id"), params).all())
-        return [{"id": r.id, "type": r.type, "data": r.data, "created_at": ts(r.created_at)} for r in rows]
+        return [
+            {"id": r.id, "type": r.type, "data": r.data, "attempt": r.attempt, "created_at": ts(r.created_at)}
+            for r in rows
+        ]
 
     def submit(self, body: dict[str, Any], timeout: float = 120) -> tuple[str, float]:
         """POST the job until it is accepted (201/200: retries reuse one Idempotency-Key, so never two jobs); returns

@@ -521,7 +521,7 @@ def test_events_paging(caller: Caller, settings: ServiceSettings) -> None:
         after = page["next"]
     assert seen == ids
     first = caller.get(f"/v1/jobs/{job_id}/events?limit=1").json()["data"][0]
-    assert set(first) == {"id", "type", "data", "created_at"}
+    assert set(first) == {"id", "type", "data", "attempt", "created_at"}
     assert first["data"] == {"stream": "stdout", "line": "line 0"}
 
 
@@ -648,12 +648,48 @@ def test_metrics_series(caller: Caller, settings: ServiceSettings) -> None:
         ],
     )
     data = caller.get(f"/v1/jobs/{job_id}/metrics").json()
-    assert data["train"]["loss"] == [{"step": 1, "value": 4.5}, {"step": 2, "value": "NaN"}]
-    assert data["train"]["learning_rate"] == [{"step": 1, "value": 1e-3}, {"step": 2, "value": 1e-3}]
-    assert data["train"]["entropy"] == [{"step": 1, "value": 2.0}]
-    assert data["train"]["epoch"] == [{"step": 1, "value": 0.5}, {"step": 2, "value": 1.0}]
-    assert data["eval"] == {"loss": [{"step": 2, "value": 4.6}], "runtime": [{"step": 2, "value": 0.1}]}
+
+    def points(series: list[dict[str, Any]]) -> list[tuple[int, Any]]:
+        return [(p["step"], p["value"]) for p in series]
+
+    assert points(data["train"]["loss"]) == [(1, 4.5), (2, "NaN")]
+    assert points(data["train"]["learning_rate"]) == [(1, 1e-3), (2, 1e-3)]
+    assert points(data["train"]["entropy"]) == [(1, 2.0)]
+    assert points(data["train"]["epoch"]) == [(1, 0.5), (2, 1.0)]
+    assert {name: points(series) for name, series in data["eval"].items()} == {
+        "loss": [(2, 4.6)],
+        "runtime": [(2, 0.1)],
+    }
     assert data["summary"] == {"train_runtime": 0.2, "train_loss": 4.4}
+    assert data["superseded"] is None
+
+
+def test_a_resumed_jobs_metrics_hold_each_step_once(caller: Caller, settings: ServiceSettings) -> None:
+    """Attempt 1 logged steps 1-5 and was lost; attempt 2 resumed checkpoint-3 and logged 4-6 (and an eval at 4):
+    the series is steps 1-6 once, 4 and 5 from attempt 2; attempt 1's 4 and 5 are superseded, and reachable."""
+    job_id = insert_job(settings, caller.project, status=JobStatus.SUCCEEDED)
+    rows: list[tuple[str, dict[str, Any], int]] = [("metrics", {"step": s, "loss": 10.0 - s}, 1) for s in range(1, 6)]
+    rows.append(("eval", {"step": 4, "metrics": {"loss": 9.0}}, 1))
+    rows.append(("resumed", {"attempt": 2, "checkpoint": "/x/checkpoint-3", "from_step": 3, "rerun": None}, 2))
+    rows += [("metrics", {"step": s, "loss": 20.0 - s}, 2) for s in range(4, 7)]
+    rows.append(("eval", {"step": 4, "metrics": {"loss": 8.0}}, 2))
+    with session_scope(settings.database_url) as session:
+        for kind, data, attempt in rows:
+            session.add(JobEvent(job_id=job_id, type=kind, data=data, attempt=attempt))
+            session.flush()
+    series = caller.get(f"/v1/jobs/{job_id}/metrics").json()
+    loss = [(p["step"], p["value"], p["attempt"]) for p in series["train"]["loss"]]
+    assert loss == [(1, 9.0, 1), (2, 8.0, 1), (3, 7.0, 1), (4, 16.0, 2), (5, 15.0, 2), (6, 14.0, 2)]
+    assert [(p["value"], p["attempt"]) for p in series["eval"]["loss"]] == [(8.0, 2)]
+    assert series["superseded"] is None
+    full = caller.get(f"/v1/jobs/{job_id}/metrics?include_superseded=true").json()
+    lost = [(p["step"], p["value"], p["attempt"]) for p in full["superseded"]["train"]["loss"]]
+    assert lost == [(4, 6.0, 1), (5, 5.0, 1)]
+    assert [(p["value"], p["attempt"]) for p in full["superseded"]["eval"]["loss"]] == [(9.0, 1)]
+    assert full["train"] == series["train"]
+    # the events stay a log: every one is there, each with its attempt
+    events = caller.get(f"/v1/jobs/{job_id}/events?limit=1000").json()["data"]
+    assert [(e["type"], e["attempt"]) for e in events].count(("metrics", 1)) == 5
 
 
 def test_generate_output(caller: Caller, settings: ServiceSettings) -> None:

@@ -64,6 +64,7 @@ from .job_read_labels import JobReadLabels
 from .job_read_metrics import JobReadMetrics
 from .job_read_resolved import JobReadResolved
 from .job_status import JobStatus
+from .lost_work import LostWork
 from .lr_batch_size_scaling import LrBatchSizeScaling
 from .merge_request import MergeRequest
 from .merge_request_device_map import MergeRequestDeviceMap
@@ -81,6 +82,7 @@ from .overrides import Overrides
 from .pretrained_peft_conf import PretrainedPeftConf
 from .readiness import Readiness
 from .readiness_checks import ReadinessChecks
+from .resume_point import ResumePoint
 from .run_conf import RunConf
 from .sft_args import SFTArgs
 from .sft_args_length_handling import SFTArgsLengthHandling
@@ -101,6 +103,9 @@ from .sft_training_args_lr_scheduler_type import SFTTrainingArgsLrSchedulerType
 from .sft_training_args_optim import SFTTrainingArgsOptim
 from .sft_training_args_parallelism_config import SFTTrainingArgsParallelismConfig
 from .sft_training_args_save_strategy import SFTTrainingArgsSaveStrategy
+from .superseded_series import SupersededSeries
+from .superseded_series_eval import SupersededSeriesEval
+from .superseded_series_train import SupersededSeriesTrain
 from .tracking_conf import TrackingConf
 from .weighted_dataset_ref import WeightedDatasetRef
 from .weighted_mix_input import WeightedMixInput
@@ -170,6 +175,7 @@ __all__ = (
     "JobReadMetrics",
     "JobReadResolved",
     "JobStatus",
+    "LostWork",
     "LrBatchSizeScaling",
     "MergeRequest",
     "MergeRequestDeviceMap",
@@ -187,6 +193,7 @@ __all__ = (
     "PretrainedPeftConf",
     "Readiness",
     "ReadinessChecks",
+    "ResumePoint",
     "RunConf",
     "SFTArgs",
     "SFTArgsLengthHandling",
@@ -207,6 +214,9 @@ __all__ = (
     "SFTTrainingArgsOptim",
     "SFTTrainingArgsParallelismConfig",
     "SFTTrainingArgsSaveStrategy",
+    "SupersededSeries",
+    "SupersededSeriesEval",
+    "SupersededSeriesTrain",
     "TrackingConf",
     "WeightedDatasetRef",
     "WeightedMixInput",

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.event_read_data import EventReadData
@@ -23,12 +25,14 @@ class EventRead:
         id (int): The cursor: increasing; the SSE `id`.
         type_ (str): An engine event type (run_started, phase, metrics, eval, progress, checkpoint, log, status), or
             `log` with {stream, line} for an output line, or `job` with {status, attempt} for a service transition.
+        attempt (int | None | Unset): The run of the job that wrote it (0: before any run; null: from an older version).
     """
 
     created_at: datetime.datetime
     data: EventReadData
     id: int
     type_: str
+    attempt: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -40,6 +44,12 @@ class EventRead:
 
         type_ = self.type_
 
+        attempt: int | None | Unset
+        if isinstance(self.attempt, Unset):
+            attempt = UNSET
+        else:
+            attempt = self.attempt
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -50,6 +60,8 @@ class EventRead:
                 "type": type_,
             }
         )
+        if attempt is not UNSET:
+            field_dict["attempt"] = attempt
 
         return field_dict
 
@@ -66,11 +78,21 @@ class EventRead:
 
         type_ = d.pop("type")
 
+        def _parse_attempt(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        attempt = _parse_attempt(d.pop("attempt", UNSET))
+
         event_read = cls(
             created_at=created_at,
             data=data,
             id=id,
             type_=type_,
+            attempt=attempt,
         )
 
         event_read.additional_properties = d

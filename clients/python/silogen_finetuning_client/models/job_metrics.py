@@ -1,15 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
+
+from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.job_metrics_eval import JobMetricsEval
     from ..models.job_metrics_summary import JobMetricsSummary
     from ..models.job_metrics_train import JobMetricsTrain
+    from ..models.superseded_series import SupersededSeries
 
 
 T = TypeVar("T", bound="JobMetrics")
@@ -19,22 +22,36 @@ T = TypeVar("T", bound="JobMetrics")
 class JobMetrics:
     """
     Attributes:
-        eval_ (JobMetricsEval): Per evaluation: loss, runtime, ...
+        eval_ (JobMetricsEval): Per evaluation: loss, runtime, ...; the same way.
         summary (JobMetricsSummary): The trainer's end-of-training summary (train_runtime, train_loss).
-        train (JobMetricsTrain): Per logging step: loss, learning_rate, grad_norm, ...
+        train (JobMetricsTrain): Per logging step: loss, learning_rate, grad_norm, ...; each step once, from the run
+            that carried the job on (a run that resumed a checkpoint supersedes what an earlier run logged after it).
+        superseded (None | SupersededSeries | Unset): With include_superseded=true: the points earlier runs logged after
+            the checkpoint a later run resumed from (the lost timeline), each with its attempt.
     """
 
     eval_: JobMetricsEval
     summary: JobMetricsSummary
     train: JobMetricsTrain
+    superseded: None | SupersededSeries | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        from ..models.superseded_series import SupersededSeries  # noqa: PLC0415
+
         eval_ = self.eval_.to_dict()
 
         summary = self.summary.to_dict()
 
         train = self.train.to_dict()
+
+        superseded: dict[str, Any] | None | Unset
+        if isinstance(self.superseded, Unset):
+            superseded = UNSET
+        elif isinstance(self.superseded, SupersededSeries):
+            superseded = self.superseded.to_dict()
+        else:
+            superseded = self.superseded
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -45,6 +62,8 @@ class JobMetrics:
                 "train": train,
             }
         )
+        if superseded is not UNSET:
+            field_dict["superseded"] = superseded
 
         return field_dict
 
@@ -53,6 +72,7 @@ class JobMetrics:
         from ..models.job_metrics_eval import JobMetricsEval  # noqa: PLC0415
         from ..models.job_metrics_summary import JobMetricsSummary  # noqa: PLC0415
         from ..models.job_metrics_train import JobMetricsTrain  # noqa: PLC0415
+        from ..models.superseded_series import SupersededSeries  # noqa: PLC0415
 
         d = dict(src_dict)
         eval_ = JobMetricsEval.from_dict(d.pop("eval"))
@@ -61,10 +81,28 @@ class JobMetrics:
 
         train = JobMetricsTrain.from_dict(d.pop("train"))
 
+        def _parse_superseded(data: object) -> None | SupersededSeries | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                superseded_type_0 = SupersededSeries.from_dict(data)
+
+                return superseded_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(None | SupersededSeries | Unset, data)
+
+        superseded = _parse_superseded(d.pop("superseded", UNSET))
+
         job_metrics = cls(
             eval_=eval_,
             summary=summary,
             train=train,
+            superseded=superseded,
         )
 
         job_metrics.additional_properties = d

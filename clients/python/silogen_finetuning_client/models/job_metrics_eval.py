@@ -15,7 +15,7 @@ T = TypeVar("T", bound="JobMetricsEval")
 
 @_attrs_define
 class JobMetricsEval:
-    """Per evaluation: loss, runtime, ..."""
+    """Per evaluation: loss, runtime, ...; the same way."""
 
     additional_properties: dict[str, list[MetricPoint]] = _attrs_field(init=False, factory=dict)
 

@@ -15,7 +15,10 @@ T = TypeVar("T", bound="JobMetricsTrain")
 
 @_attrs_define
 class JobMetricsTrain:
-    """Per logging step: loss, learning_rate, grad_norm, ..."""
+    """Per logging step: loss, learning_rate, grad_norm, ...; each step once, from the run that carried the job on (a run
+    that resumed a checkpoint supersedes what an earlier run logged after it).
+
+    """
 
     additional_properties: dict[str, list[MetricPoint]] = _attrs_field(init=False, factory=dict)
 

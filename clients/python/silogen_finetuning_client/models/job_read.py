@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..models.job_read_labels import JobReadLabels
     from ..models.job_read_metrics import JobReadMetrics
     from ..models.job_read_resolved import JobReadResolved
+    from ..models.lost_work import LostWork
 
 
 T = TypeVar("T", bound="JobRead")
@@ -56,6 +57,7 @@ class JobRead:
         updated_at (datetime.datetime):
         attempts (list[JobAttempt] | Unset): Each run of the job, oldest first.
         links (JobLinks | Unset):
+        lost_work (LostWork | Unset):
         not_before (datetime.datetime | None | Unset): A job requeued after its worker was lost waits until then (back-
             off).
     """
@@ -82,6 +84,7 @@ class JobRead:
     updated_at: datetime.datetime
     attempts: list[JobAttempt] | Unset = UNSET
     links: JobLinks | Unset = UNSET
+    lost_work: LostWork | Unset = UNSET
     not_before: datetime.datetime | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
@@ -154,6 +157,10 @@ class JobRead:
         if not isinstance(self.links, Unset):
             links = self.links.to_dict()
 
+        lost_work: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.lost_work, Unset):
+            lost_work = self.lost_work.to_dict()
+
         not_before: None | str | Unset
         if isinstance(self.not_before, Unset):
             not_before = UNSET
@@ -192,6 +199,8 @@ class JobRead:
             field_dict["attempts"] = attempts
         if links is not UNSET:
             field_dict["links"] = links
+        if lost_work is not UNSET:
+            field_dict["lost_work"] = lost_work
         if not_before is not UNSET:
             field_dict["not_before"] = not_before
 
@@ -209,6 +218,7 @@ class JobRead:
         from ..models.job_read_labels import JobReadLabels  # noqa: PLC0415
         from ..models.job_read_metrics import JobReadMetrics  # noqa: PLC0415
         from ..models.job_read_resolved import JobReadResolved  # noqa: PLC0415
+        from ..models.lost_work import LostWork  # noqa: PLC0415
 
         d = dict(src_dict)
         artifacts = JobReadArtifacts.from_dict(d.pop("artifacts"))
@@ -321,6 +331,13 @@ class JobRead:
         else:
             links = JobLinks.from_dict(_links)
 
+        _lost_work = d.pop("lost_work", UNSET)
+        lost_work: LostWork | Unset
+        if isinstance(_lost_work, Unset):
+            lost_work = UNSET
+        else:
+            lost_work = LostWork.from_dict(_lost_work)
+
         def _parse_not_before(data: object) -> datetime.datetime | None | Unset:
             if data is None:
                 return data
@@ -361,6 +378,7 @@ class JobRead:
             updated_at=updated_at,
             attempts=attempts,
             links=links,
+            lost_work=lost_work,
             not_before=not_before,
         )
 

@@ -6,6 +6,8 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
+from ..types import UNSET, Unset
+
 T = TypeVar("T", bound="MetricPoint")
 
 
@@ -15,10 +17,12 @@ class MetricPoint:
     Attributes:
         step (int):
         value (float | None | str): A number, or "NaN"/"Infinity" for a diverging run.
+        attempt (int | None | Unset): The run of the job that logged it.
     """
 
     step: int
     value: float | None | str
+    attempt: int | None | Unset = UNSET
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -26,6 +30,12 @@ class MetricPoint:
 
         value: float | None | str
         value = self.value
+
+        attempt: int | None | Unset
+        if isinstance(self.attempt, Unset):
+            attempt = UNSET
+        else:
+            attempt = self.attempt
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -35,6 +45,8 @@ class MetricPoint:
                 "value": value,
             }
         )
+        if attempt is not UNSET:
+            field_dict["attempt"] = attempt
 
         return field_dict
 
@@ -50,9 +62,19 @@ class MetricPoint:
 
         value = _parse_value(d.pop("value"))
 
+        def _parse_attempt(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        attempt = _parse_attempt(d.pop("attempt", UNSET))
+
         metric_point = cls(
             step=step,
             value=value,
+            attempt=attempt,
         )
 
         metric_point.additional_properties = d

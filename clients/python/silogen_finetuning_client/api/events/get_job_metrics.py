@@ -8,18 +8,27 @@ from ... import errors
 from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
 from ...models.job_metrics import JobMetrics
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     job_id: str,
+    *,
+    include_superseded: bool | Unset = False,
 ) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["include_superseded"] = include_superseded
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
         "method": "get",
         "url": "/v1/jobs/{job_id}/metrics".format(
             job_id=quote(str(job_id), safe=""),
         ),
+        "params": params,
     }
 
     return _kwargs
@@ -79,14 +88,18 @@ def sync_detailed(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    include_superseded: bool | Unset = False,
 ) -> Response[ErrorResponse | JobMetrics]:
     """Get Job Metrics
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
-    evaluations.
+    evaluations:
+    each step once, from the run that carried the job on.
 
     Args:
         job_id (str):
+        include_superseded (bool | Unset): Also the points earlier runs logged after the
+            checkpoint a later run resumed from. Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -98,6 +111,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         job_id=job_id,
+        include_superseded=include_superseded,
     )
 
     response = client.get_httpx_client().request(
@@ -111,14 +125,18 @@ def sync(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    include_superseded: bool | Unset = False,
 ) -> ErrorResponse | JobMetrics | None:
     """Get Job Metrics
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
-    evaluations.
+    evaluations:
+    each step once, from the run that carried the job on.
 
     Args:
         job_id (str):
+        include_superseded (bool | Unset): Also the points earlier runs logged after the
+            checkpoint a later run resumed from. Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -131,6 +149,7 @@ def sync(
     return sync_detailed(
         job_id=job_id,
         client=client,
+        include_superseded=include_superseded,
     ).parsed
 
 
@@ -138,14 +157,18 @@ async def asyncio_detailed(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    include_superseded: bool | Unset = False,
 ) -> Response[ErrorResponse | JobMetrics]:
     """Get Job Metrics
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
-    evaluations.
+    evaluations:
+    each step once, from the run that carried the job on.
 
     Args:
         job_id (str):
+        include_superseded (bool | Unset): Also the points earlier runs logged after the
+            checkpoint a later run resumed from. Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -157,6 +180,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         job_id=job_id,
+        include_superseded=include_superseded,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -168,14 +192,18 @@ async def asyncio(
     job_id: str,
     *,
     client: AuthenticatedClient,
+    include_superseded: bool | Unset = False,
 ) -> ErrorResponse | JobMetrics | None:
     """Get Job Metrics
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
-    evaluations.
+    evaluations:
+    each step once, from the run that carried the job on.
 
     Args:
         job_id (str):
+        include_superseded (bool | Unset): Also the points earlier runs logged after the
+            checkpoint a later run resumed from. Default: False.
 
     Raises:
         errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
@@ -189,5 +217,6 @@ async def asyncio(
         await asyncio_detailed(
             job_id=job_id,
             client=client,
+            include_superseded=include_superseded,
         )
     ).parsed
