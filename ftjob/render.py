@@ -346,6 +346,17 @@ def job_details(job: dict[str, Any]) -> str:
         rows.append(("duration", fmt_duration(duration)))
     if job.get("error"):
         rows.append(("error", job_error_text(job["error"])))
+    for run in job.get("attempts") or []:
+        resumed = run.get("resumed_from")
+        parts = [str(run.get("outcome")), f"to step {run['last_step']}" if run.get("last_step") is not None else ""]
+        if resumed:
+            parts.append(f"resumed step {resumed.get('step')}")
+        if run.get("lost_steps"):
+            parts.append(f"lost {run['lost_steps']} steps ({fmt_duration(run.get('lost_seconds'))})")
+        rows.append((f"run {run.get('attempt')}", ", ".join(part for part in parts if part)))
+    lost = job.get("lost_work") or {}
+    if lost.get("steps"):
+        rows.append(("lost work", f"{lost['steps']} steps done twice, {fmt_duration(lost.get('seconds'))}"))
     for name, source in (job.get("inputs") or {}).items():
         rows.append((f"input {name}", f"job:{source.get('job_id')}/{source.get('artifact')} -> {source.get('path')}"))
     for name, value in (job.get("artifacts") or {}).items():
