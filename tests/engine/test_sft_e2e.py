@@ -217,3 +217,40 @@ def test_two_processes_halve_the_per_device_batch(tiny_model_dir: Path, tmp_path
     assert resolved["gradient_accumulation_steps"] == 1
     assert resolved["total_train_batch_size"] == 8
     assert events[-1]["status"] == "succeeded"
+
+
+def test_each_run_of_a_job_is_an_mlflow_run_tagged_with_the_job_and_its_attempt(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service runs a job again from its checkpoint: the second MLflow run says which job, which attempt and
+    which checkpoint it resumed; every event says its attempt."""
+    data = write_jsonl(tiny_chat_records(16), tmp_path / "colors.jsonl")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    out = tmp_path / "out"
+    monkeypatch.setenv("FINETUNING_JOB_ID", "job-1")
+    for attempt, steps in ((1, 4), (2, 6)):
+        monkeypatch.setenv("FINETUNING_JOB_ATTEMPT", str(attempt))
+        config = sft_config(
+            tiny_model_dir,
+            data,
+            out,
+            training_args={"max_steps": steps, "logging_steps": 2, "save_strategy": "steps", "save_steps": 2},
+            run_conf={"resume_from_checkpoint": "auto"},
+        )
+        code, events = run_cli(
+            tmp_path / f"run-{attempt}", config, "--mlflow-server-uri", uri, "--experiment-name", "e"
+        )
+        assert code == 0
+        assert {event.get("attempt") for event in events} == {attempt}
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("e")
+    assert experiment is not None
+    runs = sorted(client.search_runs([experiment.experiment_id]), key=lambda run: run.data.tags["finetuning.attempt"])
+    assert [run.data.tags["finetuning.attempt"] for run in runs] == ["1", "2"]
+    assert {run.data.tags["finetuning.job_id"] for run in runs} == {"job-1"}
+    assert "finetuning.resumed_from" not in runs[0].data.tags
+    assert runs[1].data.tags["finetuning.resumed_from"].endswith("checkpoint-4")
+    assert [m.step for m in client.get_metric_history(runs[1].info.run_id, "loss")] == [6]
