@@ -20,11 +20,11 @@ from api.errors import ApiError, ErrorIssue
 from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, PathField, parse_job_reference, path_fields, set_field
 from api.models import JobKind, JobStatus
 from api.settings import ServiceSettings
-from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel
+from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 # A YAML body is at most max_body_bytes, but anchors and aliases can still expand it enormously.
-MAX_YAML_NODES = 200_000
+MAX_YAML_NODES = safe_yaml.MAX_YAML_VALUES
 # What a hub id looks like (org/name or name); anything else that is not on disk is an error, never a download.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 TRAINING_KINDS = (JobKind.SFT, JobKind.DPO)
@@ -93,18 +93,8 @@ def _refuse_unstorable_text(data: dict[str, Any]) -> None:
 
 
 def _load_yaml(body: bytes) -> Any:
-    data = yaml.safe_load(body)
-    count, stack = 0, [data]
-    while stack:
-        node = stack.pop()
-        count += 1
-        if count > MAX_YAML_NODES:
-            raise yaml.YAMLError(f"it expands to more than {MAX_YAML_NODES} values (anchors and aliases?)")
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return data
+    # the engine's loader, shared with the CLI: an alias bomb raises a yaml.YAMLError (-> 422 invalid_body)
+    return safe_yaml.safe_load(body, max_values=MAX_YAML_NODES)
 
 
 def validate_config(kind: JobKind, data: dict[str, Any]) -> StrictModel:

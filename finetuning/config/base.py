@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic.fields import FieldInfo
 
+from finetuning.config import safe_yaml
 from finetuning.config.legacy import Upgrade, collect_upgrades
 
 logger = logging.getLogger(__name__)
@@ -59,10 +60,13 @@ class StrictModel(BaseModel):
 
     @classmethod
     def from_yaml(cls, stream: str | bytes | IO[str] | IO[bytes], *, source: str = "the config") -> Self:
-        """Validate a YAML document (text or open file) as this config; unreadable YAML is a :class:`ConfigError`.
+        """Validate a YAML document (text or open file) as this config; unreadable YAML, and a document that its
+        aliases expand beyond any config's size (:mod:`finetuning.config.safe_yaml`), is a :class:`ConfigError`.
         Each retired field translated to today's spelling is logged as a warning."""
         try:
-            data = yaml.safe_load(stream)
+            data = safe_yaml.safe_load(stream)
+        except safe_yaml.YAMLExpansionError as exc:
+            raise ConfigError([ConfigIssue("", f"{source} is refused: {exc}")]) from None
         except Exception as exc:
             # PyYAML's safe loader raises more than YAMLError on bad input: ValueError (2024-13-45, bytes that are
             # not UTF-8), IndexError ('!!int '), KeyError ('!!bool '), AttributeError ('!!timestamp x'); and
