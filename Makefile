@@ -39,8 +39,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q tests/unit
 
 lint: install
-	$(BIN)/ruff check finetuning api worker ftjob migrations scripts tests bench
-	$(BIN)/ruff format --check finetuning api worker ftjob migrations scripts tests bench
+	$(BIN)/ruff check finetuning jobcore api worker ftjob migrations scripts tests bench
+	$(BIN)/ruff format --check finetuning jobcore api worker ftjob migrations scripts tests bench
 	$(BIN)/mypy
 
 # The service end to end over HTTP: API + worker, SFT -> merge -> generate chained by job id.

@@ -21,9 +21,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from api.auth import PREFIX_LENGTH, hash_token, new_token
-from api.db import session_scope
-from api.models import ApiToken, utcnow
-from api.settings import ServiceSettings
+from jobcore.db import session_scope
+from jobcore.models import ApiToken, utcnow
+from jobcore.settings import ServiceSettings
 
 PROJECT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import SettingsDep
 from api.errors import ApiError
-from api.models import ApiToken
+from jobcore.models import ApiToken
 
 DEFAULT_PROJECT = "default"
 TOKEN_PREFIX = "ft_"

@@ -25,9 +25,9 @@ import anyio.to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import transaction
 from api.errors import ApiError
-from api.settings import ServiceSettings
+from jobcore.db import transaction
+from jobcore.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.db import is_unavailable
 from finetuning.config.base import format_loc
+from jobcore.db import is_unavailable
 
 logger = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import Field
 
-from api.models import JobKind
 from finetuning.config import DPOConfig, GenerateConfig, SFTConfig, StrictModel
 from finetuning.config.data import ConcatenationInput, WeightedMixInput
 from finetuning.config.model import PretrainedPeftConf
+from jobcore.models import JobKind
 
 
 class MergeRequest(StrictModel):

@@ -15,15 +15,16 @@ from fastapi.routing import APIRoute
 
 from api import routes
 from api.auth import TokenCache
-from api.db import libpq_url, session_factory
 from api.deps import Database
 from api.errors import install_error_handlers
 from api.middleware import BodyLimitMiddleware, InFlightLimitMiddleware, NulCharacterMiddleware
-from api.observability import RequestContextMiddleware, use_json_logs
+from api.observability import RequestContextMiddleware
 from api.openapi import install_openapi
 from api.schemas import MLFLOW_UI_URL
-from api.settings import ServiceSettings, get_settings
 from api.streams import EventHub, StreamTiming
+from jobcore.db import libpq_url, session_factory
+from jobcore.logs import use_json_logs
+from jobcore.settings import ServiceSettings, get_settings
 
 logger = logging.getLogger("api")
 

@@ -15,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic.json_schema import models_json_schema
 
 from api.jobkinds import REQUEST_MODELS
-from api.models import JobKind
+from jobcore.models import JobKind
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 ERROR_SCHEMA_REF = "#/components/schemas/ErrorResponse"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from api.models import Job, JobEvent
+from jobcore.models import Job, JobEvent
 
 MAX_EVENT_ID = 2**63 - 1  # the largest value of the event id column (BIGINT; SQLite INTEGER)
 

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.errors import ApiError, ErrorIssue
 from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, PathField, parse_job_reference, path_fields, set_field
-from api.models import JobKind, JobStatus
-from api.settings import ServiceSettings
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
+from jobcore.models import JobKind, JobStatus
+from jobcore.settings import ServiceSettings
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 # A YAML body is at most max_body_bytes, but anchors and aliases can still expand it enormously.

@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.models import Job, JobKind, JobStatus
+from jobcore.models import Job, JobKind, JobStatus
 
 REDACTED = "***"
 

@@ -68,7 +68,7 @@ def upgrade_database(database_url: str) -> None:
 
 
 def start_worker(environ: Mapping[str, str], queue: str, concurrency: int) -> subprocess.Popen[bytes]:
-    from worker.runner import die_with_parent
+    from jobcore.process import die_with_parent
 
     # its own session (a Ctrl-C at the terminal is handled here), but it dies with us even if we are SIGKILLed
     return subprocess.Popen(
@@ -103,11 +103,11 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     environ.update(resolve_service_env(environ))
-    from api.settings import ServiceSettings
+    from jobcore.settings import ServiceSettings
 
     settings = ServiceSettings()
     if settings.log_format == "json":
-        from api.observability import use_json_logs
+        from jobcore.logs import use_json_logs
 
         use_json_logs()
     logger.info("database %s; broker %s", _redact(settings.database_url), _redact(settings.broker_url))

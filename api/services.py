@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.deps import after_commit
 from api.errors import ApiError, not_found
-from api.models import RESUMED_EVENT, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from api.resolve import TRAINING_KINDS, parse_body, plan_submission, validate_config
-from api.settings import ServiceSettings
+from jobcore.models import RESUMED_EVENT, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from jobcore.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 

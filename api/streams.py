@@ -31,10 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api import repository
-from api.db import is_unavailable
 from api.deps import Database
 from api.errors import ApiError
-from api.models import EVENTS_CHANNEL, JobEvent, JobStatus
+from jobcore.db import is_unavailable
+from jobcore.models import EVENTS_CHANNEL, JobEvent, JobStatus
 
 logger = logging.getLogger(__name__)
 

@@ -120,9 +120,9 @@ def serve(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator[in
 
 def _setup(database_url: str, workdir: Path) -> tuple[str, bytes, Path]:
     from api.admin import create_token
-    from api.db import session_scope
     from api.serve import upgrade_database
     from finetuning.tiny import cached_tiny_model
+    from jobcore.db import session_scope
 
     upgrade_database(database_url)
     with session_scope(database_url) as session:
@@ -456,7 +456,7 @@ def main() -> None:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-    from api.settings import ServiceSettings
+    from jobcore.settings import ServiceSettings
 
     cpu = re.sub(r"\s+", " ", platform.processor() or platform.machine())
     report.update(

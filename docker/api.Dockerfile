@@ -44,6 +44,7 @@ RUN groupadd --gid "${APP_GID}" finetuning \
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY finetuning ./finetuning
+COPY jobcore ./jobcore
 COPY api ./api
 COPY worker ./worker
 COPY migrations ./migrations

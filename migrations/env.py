@@ -6,9 +6,9 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from api.db import make_engine
-from api.models import Base
-from api.settings import ServiceSettings
+from jobcore.db import make_engine
+from jobcore.models import Base
+from jobcore.settings import ServiceSettings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

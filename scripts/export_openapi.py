@@ -41,7 +41,7 @@ if str(REPO_ROOT) not in sys.path:
 def openapi_document() -> dict[str, Any]:
     """The document ``/openapi.json`` serves."""
     from api.main import create_app
-    from api.settings import ServiceSettings
+    from jobcore.settings import ServiceSettings
 
     # in-memory SQLite and Celery's in-memory broker: nothing is opened, no folder is created. Metrics off: GET
     # /metrics is not in the document, and registering its jobs collector queries the database.

@@ -18,7 +18,7 @@ from typing import Any
 
 from celery import Celery
 
-from api.settings import ServiceSettings, get_settings
+from jobcore.settings import ServiceSettings, get_settings
 
 # Transports with a visibility timeout (unacknowledged messages come back after it).
 _VISIBILITY_TRANSPORTS = ("redis", "rediss", "sentinel", "sqs")

@@ -10,7 +10,7 @@ import threading
 
 from celery import Celery
 
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 
 TASK_NAME = "jobs.run"
 

@@ -2,7 +2,7 @@
 
 Logs: with ``FINETUNING_LOG_FORMAT=json`` the handlers Celery sets up (the root logger's and the task logger's)
 write JSON lines. The job id is set for the whole of a ``jobs.run`` task (``task_prerun`` to ``task_postrun``) and
-by the runner (``api.observability.job_context``), so every line logged while a job is handled, by any logger,
+by the runner (``jobcore.logs.job_context``), so every line logged while a job is handled, by any logger,
 Celery's own lines about the task included, carries ``job_id``; lines logged inside a task also carry ``task_id``
 and ``task_name``. The engine's own output is not logged here: it is stored as the job's log events.
 
@@ -19,14 +19,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from contextvars import Token
 from typing import Any
 
 from celery import Celery, signals
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.observability import JOB_ID, JsonFormatter, use_json_logs
-from api.settings import ServiceSettings
+from jobcore.db import unpooled_sessions
+from jobcore.logs import JOB_ID, JsonFormatter, use_json_logs
+from jobcore.models import ACTIVE_STATUSES, TERMINAL_STATUSES
+from jobcore.settings import ServiceSettings
+from jobcore.stats import Cached, JobStats, histogram_family, query_job_stats, throughput_family
 from worker.dispatch import TASK_NAME
 
 logger = logging.getLogger(__name__)
@@ -52,13 +58,55 @@ def use_worker_json_logs(logger_: logging.Logger) -> None:
     use_json_logs([logger_], formatter=TaskJsonFormatter)
 
 
+class WorkerCollector(Collector):
+    """One Celery worker's view: the jobs last claimed by its node name, from the database (cached)."""
+
+    def __init__(self, sessions: sessionmaker[Session], nodename: str, *, cache_seconds: float) -> None:
+        self.sessions = sessions
+        self.nodename = nodename
+        self.cached = Cached(self._compute, cache_seconds, fork_safe=True)
+
+    def _compute(self) -> JobStats | None:
+        try:
+            with self.sessions() as session:
+                return query_job_stats(session, worker=self.nodename)
+        except Exception as exc:
+            logger.warning("metrics: the job database did not answer: %s: %s", type(exc).__name__, exc)
+            return None
+
+    def collect(self) -> Iterator[Metric]:
+        stats: JobStats | None = self.cached.get()
+        up = GaugeMetricFamily("finetuning_worker_database_up", "1 when the job database answered the metrics query.")
+        up.add_metric([], 1.0 if stats is not None else 0.0)
+        yield up
+        if stats is None:
+            return
+        running = GaugeMetricFamily("finetuning_worker_running_jobs", "Jobs this worker is running (or cancelling).")
+        running.add_metric([], float(sum(n for (s, _, _), n in stats.counts.items() if s in ACTIVE_STATUSES)))
+        yield running
+        finished = CounterMetricFamily(
+            "finetuning_worker_jobs", "Jobs this worker finished, by kind and final status.", labels=["kind", "status"]
+        )
+        totals: dict[tuple[str, str], int] = {}
+        for (status, kind, _), n in stats.counts.items():
+            if status in TERMINAL_STATUSES:
+                totals[(kind, status)] = totals.get((kind, status), 0) + n
+        for (kind, status), n in sorted(totals.items()):
+            finished.add_metric([kind, status], float(n))
+        yield finished
+        yield histogram_family(
+            "finetuning_worker_job_duration_seconds",
+            "Run time (finished_at - started_at) of the jobs this worker finished, by kind and final status.",
+            stats.durations,
+        )
+        yield throughput_family("finetuning_worker_job_tokens_per_second", stats.throughput)
+
+
 class MetricsServer:
     """The Prometheus endpoint of one worker process, serving a registry of its own."""
 
     def __init__(self, settings: ServiceSettings, nodename: str) -> None:
         from prometheus_client import CollectorRegistry, start_http_server
-
-        from api.metrics import WorkerCollector
 
         self.registry = CollectorRegistry()
         self.registry.register(
@@ -77,20 +125,6 @@ class MetricsServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def unpooled_sessions(database_url: str) -> sessionmaker[Session]:
-    """Sessions for a process that forks (Celery's main process: metrics, recovery): no pooled connection, so none is
-    ever shared with a pool process forked later (the cache holds its lock across fork, so no query is in flight)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    connect_args: dict[str, Any] = {}
-    if database_url.startswith("postgresql"):
-        connect_args["connect_timeout"] = 5
-    elif database_url.startswith("sqlite"):
-        connect_args = {"check_same_thread": False, "timeout": 5}
-    return sessionmaker(create_engine(database_url, poolclass=NullPool, connect_args=connect_args))
 
 
 def install(app: Celery, settings: ServiceSettings) -> None:

@@ -17,11 +17,10 @@ from typing import Any
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import transaction
-from api.models import Job, JobEvent, JobStatus
-from api.settings import ServiceSettings
-from worker.observability import unpooled_sessions
-from worker.store import ACTIVE_STATUSES, JOB_EVENT, _now, record_attempt
+from jobcore.db import transaction, unpooled_sessions
+from jobcore.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
+from jobcore.settings import ServiceSettings
+from worker.store import JOB_EVENT, _now, record_attempt
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import ctypes
 import heapq
 import json
 import logging
@@ -41,10 +40,11 @@ from typing import IO, Any, TypeVar
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.jobkinds import EngineCommand, engine_command
-from api.models import JobKind, JobStatus
-from api.observability import job_context
-from api.settings import ServiceSettings
 from finetuning.runtime import OOM_REMEDY, STOP_SIGNAL
+from jobcore.logs import job_context
+from jobcore.models import JobKind, JobStatus
+from jobcore.process import die_with_parent
+from jobcore.settings import ServiceSettings
 from worker import shutdown, store
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ _UNREACHABLE = (OperationalError, InterfaceError)
 
 class JobLog(logging.LoggerAdapter[logging.Logger]):
     """Prefixes every line with the job id (text logs) and sets ``job_id`` on its records (JSON logs; the records of
-    other loggers get it from :func:`api.observability.job_context`, which :func:`run_job` sets)."""
+    other loggers get it from :func:`jobcore.logs.job_context`, which :func:`run_job` sets)."""
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         job_id = self.extra["job_id"] if self.extra else "?"
@@ -694,32 +694,3 @@ def retry_config(kind: JobKind, config: dict[str, Any], attempt: int, checkpoint
     if run_conf.get("resume_from_checkpoint") in (None, False) or checkpoint:
         run_conf["resume_from_checkpoint"] = "auto"
     return {**config, "run_conf": run_conf}
-
-
-def die_with_parent(ignore: tuple[signal.Signals, ...] = ()) -> Callable[[], None] | None:
-    """On Linux, a ``preexec_fn`` that makes the kernel send SIGTERM to the engine when the worker process dies: a
-    worker killed with SIGKILL (the OOM killer, a node drain) runs no ``finally``, and its engine must not train on
-    as an orphan while the job is retried elsewhere. The signals in ``ignore`` are ignored by the new program (and,
-    inherited through fork and exec, by what it starts) until it handles them itself."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-    pr_set_pdeathsig = 1
-    set_handler = libc.signal
-    set_handler.argtypes = [ctypes.c_int, ctypes.c_void_p]
-    set_handler.restype = ctypes.c_void_p
-    sig_ign = ctypes.c_void_p(1)  # SIG_IGN; libc's signal(), not Python's: no interpreter state after fork
-
-    def preexec() -> None:
-        for sig in ignore:
-            set_handler(int(sig), sig_ign)
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the worker died before prctl took effect
-            os._exit(1)
-
-    return preexec

@@ -20,12 +20,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from api.db import session_scope
-from api.models import RESUMED_EVENT, Job, JobEvent, JobStatus, utcnow
-from api.settings import ServiceSettings
+from jobcore.db import session_scope
+from jobcore.models import ACTIVE_STATUSES, RESUMED_EVENT, Job, JobEvent, JobStatus, utcnow
+from jobcore.settings import ServiceSettings
 
-# A job a worker holds: running, or running with a cancel being carried out.
-ACTIVE_STATUSES = (JobStatus.RUNNING.value, JobStatus.CANCEL_REQUESTED.value)
 # The fields of an engine ``progress`` event that make up ``job.progress``.
 PROGRESS_FIELDS = ("step", "total_steps", "percent", "elapsed_s", "eta_s")
 # The engine event format this worker understands (docs/events.md); others are stored but not interpreted.

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Celery
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 
 
 def register_tasks(app: Celery, settings: ServiceSettings) -> None:

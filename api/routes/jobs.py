@@ -14,10 +14,10 @@ from api.auth import Caller, CallerDep
 from api.deps import Database, DatabaseDep, SettingsDep
 from api.errors import error_responses
 from api.jobkinds import REQUEST_MODELS
-from api.models import JobKind, JobStatus
 from api.openapi import request_body
 from api.schemas import JobPage, JobRead, job_read
-from api.settings import ServiceSettings
+from jobcore.models import JobKind, JobStatus
+from jobcore.settings import ServiceSettings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -23,6 +23,7 @@ USER root
 WORKDIR /app
 COPY pyproject.toml README.md alembic.ini ./
 COPY finetuning ./finetuning
+COPY jobcore ./jobcore
 COPY api ./api
 COPY worker ./worker
 COPY migrations ./migrations

@@ -14,7 +14,7 @@ down_revision: str | None = "5b1d2c3e4f60"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# the channel is api.models.EVENTS_CHANNEL; the payload the job's id. Postgres sends one notification per
+# the channel is jobcore.models.EVENTS_CHANNEL; the payload the job's id. Postgres sends one notification per
 # transaction for equal payloads, at commit, so a batch of events costs one.
 FUNCTION = """
 CREATE OR REPLACE FUNCTION notify_job_event() RETURNS trigger AS $$

@@ -122,11 +122,11 @@ class Cluster:
 
         self._engine = create_engine(self.database_url, pool_pre_ping=True, pool_size=4, max_overflow=4)
         from api.admin import create_token
-        from api.db import session_scope
+        from jobcore.db import session_scope
 
         with session_scope(self.database_url) as session:
             _, self.token = create_token(session, PROJECT, "chaos suite")
-        from api.db import engine_for
+        from jobcore.db import engine_for
 
         engine_for(self.database_url).dispose()  # this process keeps no pooled connection across restarts
         threads = [threading.Thread(target=self.start_worker) for _ in range(self.config.workers)]
@@ -240,7 +240,7 @@ class Cluster:
 
     def celery(self) -> Any:
         if self._celery is None:
-            from api.settings import ServiceSettings
+            from jobcore.settings import ServiceSettings
             from worker.celery_app import create_celery
 
             self._celery = create_celery(

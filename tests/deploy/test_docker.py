@@ -333,7 +333,7 @@ def test_the_api_code_imports_without_torch(tmp_path: Path) -> None:
                     raise ImportError(f"the API image has no {{name}}")
         sys.meta_path.insert(0, Block())
         from api.main import create_app
-        from api.settings import ServiceSettings
+        from jobcore.settings import ServiceSettings
         import api.admin, worker.dispatch, worker.celery_app
         create_app(ServiceSettings(database_url="sqlite:///" + sys.argv[1]))
         """

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from security_helpers import FUZZ_STATS
 
 from api import services
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 
 # the Postgres database and Redis number of the service tests' fixtures (migrated with Alembic, dropped afterwards)
 from tests.service.conftest import broker_url, database_url  # noqa: F401

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from api.admin import create_token
-from api.db import session_scope
-from api.settings import ServiceSettings
+from jobcore.db import session_scope
+from jobcore.settings import ServiceSettings
 
 
 @dataclass

@@ -37,9 +37,9 @@ from schemathesis.specs.openapi.checks import (
 from security_helpers import FUZZ_STATS, make_token, new_project
 from sqlalchemy import select
 
-from api.db import session_scope
-from api.models import Job, JobEvent, JobKind, JobStatus, new_id, utcnow
-from api.settings import ServiceSettings
+from jobcore.db import session_scope
+from jobcore.models import Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from jobcore.settings import ServiceSettings
 
 FULL = os.environ.get("FUZZ_PROFILE") == "full"
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or (150 if FULL else 12))

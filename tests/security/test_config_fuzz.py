@@ -26,10 +26,10 @@ from pydantic import BaseModel
 
 from api.errors import ApiError
 from api.jobkinds import REQUEST_MODELS
-from api.models import JobKind
 from api.resolve import parse_body
 from api.resolve import validate_config as api_validate_config
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel
+from jobcore.models import JobKind
 
 settings.register_profile(
     "config-fuzz", max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]

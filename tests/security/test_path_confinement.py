@@ -21,10 +21,10 @@ from fastapi.testclient import TestClient
 from security_helpers import make_token, new_project, sft_body
 from sqlalchemy import func, select
 
-from api.db import session_scope
 from api.main import create_app
-from api.models import Job, JobKind, JobStatus, new_id, utcnow
-from api.settings import ServiceSettings
+from jobcore.db import session_scope
+from jobcore.models import Job, JobKind, JobStatus, new_id, utcnow
+from jobcore.settings import ServiceSettings
 
 REFUSED = {"path_not_allowed", "path_not_found", "invalid_path", "invalid_body", "hub_models_disabled"}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("FINETUNING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -47,7 +47,7 @@ def database_url() -> Iterator[str]:
     config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
     yield url
-    from api.db import engine_for
+    from jobcore.db import engine_for
 
     engine_for(url).dispose()
     with admin.connect() as connection:

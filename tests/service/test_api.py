@@ -23,11 +23,11 @@ from sqlalchemy import select
 
 from api import services
 from api.admin import create_token, list_tokens, main, revoke_token
-from api.db import session_scope
 from api.main import create_app
-from api.models import Job, JobEvent, JobKind, JobStatus, new_id, utcnow
-from api.settings import ServiceSettings
 from finetuning.config import SFTConfig
+from jobcore.db import session_scope
+from jobcore.models import Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from jobcore.settings import ServiceSettings
 
 # ---------------------------------------------------------------- fixtures and factories
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from redis import exceptions as redis_errors
 
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 from tests.chaos.local_redis import LocalRedis
 from tests.service.conftest import start_worker, stop_worker
 

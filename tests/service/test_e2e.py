@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def client(base_url: str, settings: ServiceSettings) -> Iterator[httpx.Client]:
     from api.admin import create_token
-    from api.db import session_scope
+    from jobcore.db import session_scope
 
     with session_scope(settings.database_url) as session:
         _, token = create_token(session, "e2e", "end-to-end test")

@@ -28,12 +28,12 @@ from sqlalchemy.orm import Session
 
 from api import services
 from api.admin import create_token
-from api.db import engine_for, session_scope
 from api.deps import DatabaseDep
 from api.main import create_app
-from api.models import JobStatus
-from api.settings import ServiceSettings
 from api.streams import StreamTiming
+from jobcore.db import engine_for, session_scope
+from jobcore.models import JobStatus
+from jobcore.settings import ServiceSettings
 from tests.local_postgres import LocalPostgres, migrate
 from tests.service.test_api import Caller, assert_error, insert_events, insert_job, set_job, sft_body
 
@@ -226,7 +226,7 @@ def _project_job(settings: ServiceSettings, client: httpx.Client, status: JobSta
     """A job of the client's project, inserted directly."""
     token = str(client.headers["Authorization"]).removeprefix("Bearer ")
     from api.auth import hash_token
-    from api.models import ApiToken
+    from jobcore.models import ApiToken
 
     with session_scope(settings.database_url) as session:
         project = session.query(ApiToken.project).filter(ApiToken.token_hash == hash_token(token)).scalar()

@@ -19,10 +19,10 @@ import httpx
 import pytest
 import yaml
 
-from api.settings import ServiceSettings
 from ftjob.cli import main
 from ftjob.client import Client, Event
 from ftjob.render import LineRenderer, TtyRenderer
+from jobcore.settings import ServiceSettings
 
 slow = pytest.mark.slow
 
@@ -33,7 +33,7 @@ slow = pytest.mark.slow
 @pytest.fixture(scope="module")
 def token(settings: ServiceSettings) -> str:
     from api.admin import create_token
-    from api.db import session_scope
+    from jobcore.db import session_scope
 
     with session_scope(settings.database_url) as session:
         _, value = create_token(session, f"ftjob-{secrets.token_hex(3)}", "ftjob tests")

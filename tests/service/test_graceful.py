@@ -17,11 +17,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.db import session_scope
-from api.models import Job, JobEvent, new_id
-from api.settings import ServiceSettings
 from finetuning.runtime import EXIT_STOPPED
 from finetuning.tiny import tiny_chat_records, write_jsonl
+from jobcore.db import session_scope
+from jobcore.models import Job, JobEvent, new_id
+from jobcore.settings import ServiceSettings
 from tests.service.conftest import start_worker, stop_worker
 from worker import shutdown
 from worker.dispatch import enqueue_job

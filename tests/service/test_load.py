@@ -25,8 +25,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, make_url, text
 
-from api.settings import ServiceSettings
 from bench.loadgen import Request, Result, burst
+from jobcore.settings import ServiceSettings
 from tests.service.conftest import REPO_ROOT, settings_env
 from tests.service.test_api import make_token, new_project, sft_body
 
@@ -197,9 +197,9 @@ def test_a_committed_event_reaches_its_followers_at_once(settings: ServiceSettin
 
     import uvicorn
 
-    from api.db import session_scope
     from api.main import create_app
-    from api.models import Job, JobEvent
+    from jobcore.db import session_scope
+    from jobcore.models import Job, JobEvent
 
     port = _free_port()
     unlimited = settings.model_copy(update={"max_queued_jobs_per_project": 0, "max_active_jobs_per_project": 0})

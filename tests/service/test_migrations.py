@@ -13,7 +13,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from api.models import Base
+from jobcore.models import Base
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -26,14 +26,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.admin import create_token
-from api.db import engine_for, session_factory, session_scope
 from api.main import create_app
-from api.metrics import WorkerCollector, query_job_stats
-from api.models import Base, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
-from api.observability import JsonFormatter, job_context, use_json_logs
-from api.settings import ServiceSettings
+from jobcore.db import engine_for, session_factory, session_scope
+from jobcore.logs import JsonFormatter, job_context, use_json_logs
+from jobcore.models import Base, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from jobcore.settings import ServiceSettings
+from jobcore.stats import query_job_stats
 from tests.service.conftest import start_worker, stop_worker
 from worker.dispatch import enqueue_job
+from worker.observability import WorkerCollector
 from worker.runner import run_job
 
 # -- helpers ---------------------------------------------------------------------------------------------------------

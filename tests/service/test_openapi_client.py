@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from api.settings import ServiceSettings
+from jobcore.settings import ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CLIENT_ROOT = REPO_ROOT / "clients" / "python"
@@ -85,7 +85,7 @@ def client_package() -> ModuleType:
 @pytest.fixture(scope="module")
 def api_client(base_url: str, settings: ServiceSettings, client_package: ModuleType) -> Iterator[Any]:
     from api.admin import create_token
-    from api.db import session_scope
+    from jobcore.db import session_scope
 
     with session_scope(settings.database_url) as session:
         _, token = create_token(session, "openapi-client", "generated client test")

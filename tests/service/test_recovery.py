@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from api.db import session_scope
-from api.models import Job, JobEvent, JobKind, JobStatus, new_id
-from api.settings import ServiceSettings
+from jobcore.db import session_scope
+from jobcore.models import Job, JobEvent, JobKind, JobStatus, new_id
+from jobcore.settings import ServiceSettings
 from worker.recovery import backoff_seconds, recover
 from worker.runner import retry_config
 

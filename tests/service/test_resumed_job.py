@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.db import session_scope
 from api.main import create_app
-from api.models import JobEvent, new_id
-from api.settings import ServiceSettings
 from finetuning.tiny import tiny_chat_records, write_jsonl
+from jobcore.db import session_scope
+from jobcore.models import JobEvent, new_id
+from jobcore.settings import ServiceSettings
 from tests.service.conftest import start_worker, stop_worker
 from tests.service.test_api import make_token
 from tests.service.test_graceful import get_job, insert_job, sft_config, wait_for
@@ -147,7 +147,7 @@ def test_a_resume_and_its_first_steps_stored_in_one_batch(settings: ServiceSetti
     """A short-lived run's run_started and first steps arrive in one batch: the resume must still come before them
     in the log (the chaos suite found a series missing steps when it came after)."""
     from api import services
-    from api.models import Job
+    from jobcore.models import Job
     from worker import store
 
     job_id = new_id()

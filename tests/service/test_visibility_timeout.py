@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from api.models import new_id
-from api.settings import ServiceSettings
 from finetuning.tiny import tiny_chat_records, write_jsonl
+from jobcore.models import new_id
+from jobcore.settings import ServiceSettings
 from tests.chaos.local_redis import LocalRedis
 from tests.service.conftest import start_worker, stop_worker
 from tests.service.test_worker import get_events, get_job, insert_job, sft_config, wait_for, wait_terminal

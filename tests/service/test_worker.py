@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from api.db import session_scope
-from api.models import Base, Job, JobEvent, JobStatus, new_id
-from api.settings import ServiceSettings
 from finetuning.tiny import tiny_chat_records, write_jsonl
+from jobcore.db import session_scope
+from jobcore.models import Base, Job, JobEvent, JobStatus, new_id
+from jobcore.settings import ServiceSettings
 from worker import store
 from worker.celery_app import broker_transport_options, create_celery
 from worker.dispatch import enqueue_job
@@ -303,7 +303,7 @@ def test_store_claims_and_fences_on_postgres(settings: ServiceSettings) -> None:
 
 
 def test_store_works_on_sqlite_too(settings: ServiceSettings, tmp_path: Path) -> None:
-    from api.db import engine_for
+    from jobcore.db import engine_for
 
     embedded = settings.model_copy(update={"database_url": f"sqlite:///{tmp_path / 'service.db'}"})
     Base.metadata.create_all(engine_for(embedded.database_url))

@@ -11,9 +11,9 @@ import anyio
 import pytest
 from sqlalchemy import text
 
-from api.db import session_factory
 from api.deps import Database, after_commit
 from api.errors import ApiError
+from jobcore.db import session_factory
 
 
 @pytest.fixture

@@ -288,8 +288,8 @@ def test_a_nested_config_is_upgraded_too() -> None:
 @pytest.mark.parametrize("path", ORIGINAL_CONFIGS, ids=lambda p: p.stem)
 def test_every_original_config_passes_the_apis_validation_as_a_yaml_body(path: Path) -> None:
     """The API's own parsing and validation of a YAML body (paths are resolved after, against the allowed roots)."""
-    from api.models import JobKind
     from api.resolve import parse_body, validate_config
+    from jobcore.models import JobKind
 
     kind = {SFTConfig: JobKind.SFT, DPOConfig: JobKind.DPO, GenerateConfig: JobKind.GENERATE}[config_class(path)]
     config = validate_config(kind, parse_body(path.read_bytes(), "application/yaml"))

@@ -1,4 +1,5 @@
-"""Database engine and sessions, built from settings (no import-time globals)."""
+"""Database engines and sessions, built from settings (no import-time globals): pooled for the API and the
+workers' pool processes, unpooled for a process that forks."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 # seconds a new connection may take before the database counts as unreachable (a partitioned host never refuses)
 CONNECT_TIMEOUT_S = 5
@@ -87,3 +90,14 @@ def session_scope(url: str) -> Iterator[Session]:
     """:func:`transaction` on the database at ``url``."""
     with transaction(session_factory(url)) as session:
         yield session
+
+
+def unpooled_sessions(database_url: str) -> sessionmaker[Session]:
+    """Sessions for a process that forks (Celery's main process: metrics, recovery): no pooled connection, so none is
+    ever shared with a pool process forked later (the cache holds its lock across fork, so no query is in flight)."""
+    connect_args: dict[str, Any] = {}
+    if database_url.startswith("postgresql"):
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    elif database_url.startswith("sqlite"):
+        connect_args = {"check_same_thread": False, "timeout": CONNECT_TIMEOUT_S}
+    return sessionmaker(create_engine(database_url, poolclass=NullPool, connect_args=connect_args))

@@ -55,6 +55,8 @@ class JobStatus(StrEnum):
 
 
 TERMINAL_STATUSES = tuple(s.value for s in JobStatus if s.terminal)
+# a worker holds the job (and its lease)
+ACTIVE_STATUSES = (JobStatus.RUNNING.value, JobStatus.CANCEL_REQUESTED.value)
 
 
 class JobKind(StrEnum):
