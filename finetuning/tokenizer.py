@@ -3,12 +3,19 @@
 During training the tokenizer adds BOS and EOS around every encoded text and keeps its own EOS token. What is saved
 (every checkpoint, the final model) is set up for inference instead: BOS on, EOS off, and ``eos_token`` set to the
 template's assistant end, so that generation stops at the end of an assistant turn.
+
+A rendered conversation starts with exactly one BOS, whichever method encodes it (:class:`SpecialTokenFraming`):
+the template's own where it renders one (simplified-llama31, many keep-original templates), otherwise the one the
+tokenizer adds. SFT's preprocessing frames its rows with it; the preference trainers (TRL) tokenize through
+``apply_chat_template``, which :func:`install_chat_framing` routes through the same rule.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,6 +30,10 @@ logger = logging.getLogger(__name__)
 
 # Marks a tokenizer whose save_pretrained has been wrapped; holds the unwrapped bound method.
 _WRAPPED_SAVE_ATTR = "_finetuning_unwrapped_save_pretrained"
+# Marks a tokenizer whose apply_chat_template has been wrapped; holds the unwrapped bound method.
+_WRAPPED_CHAT_ATTR = "_finetuning_unwrapped_apply_chat_template"
+# Encoded with and without special tokens to see what the tokenizer's post-processor adds around a text.
+_FRAMING_PROBE = "a"
 
 
 @dataclass
@@ -57,7 +68,8 @@ def load_tokenizer(
     SFT installs the template (overwriting the stored one) and adds its special tokens. DPO expects a tokenizer
     that SFT already prepared, so it refuses a stored template that differs or template tokens that are missing:
     new tokens would need new, untrained embeddings. Then the pad strategy is applied (only when there is no pad
-    token) and the inference save wrapper is installed.
+    token), the inference save wrapper is installed, and ``apply_chat_template(..., tokenize=True)`` is made to
+    start each conversation with one BOS (:func:`install_chat_framing`).
     """
     from transformers import AutoTokenizer
 
@@ -83,6 +95,7 @@ def load_tokenizer(
     applied = apply_pad_strategy(tokenizer, pad_strategy)
     assistant_end = chat_template.resolve_assistant_end(tokenizer.eos_token)
     install_inference_save_wrapper(tokenizer, assistant_end)
+    install_chat_framing(tokenizer)
     setup = TokenizerSetup(
         template=chat_template,
         new_tokens=new_tokens,
@@ -232,3 +245,114 @@ def install_inference_save_wrapper(tokenizer: PreTrainedTokenizerBase, assistant
     setattr(tokenizer, _WRAPPED_SAVE_ATTR, unwrapped)
     # An instance attribute shadows the class method, so only this tokenizer is affected.
     tokenizer.save_pretrained = save_pretrained  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class SpecialTokenFraming:
+    """What the tokenizer puts around one text it encodes with special tokens: ``prefix`` (``[bos]`` for llama-style
+    tokenizers, nothing for e.g. Qwen's) and ``suffix`` (``[eos]`` in training mode). See :meth:`frame`."""
+
+    prefix: tuple[int, ...]
+    suffix: tuple[int, ...]
+    bos_token_id: int | None
+
+    @classmethod
+    def of(cls, tokenizer: PreTrainedTokenizerBase) -> SpecialTokenFraming:
+        """Read off the tokenizer as it is configured now (its add_bos/add_eos settings included)."""
+        plain = list(tokenizer(_FRAMING_PROBE, add_special_tokens=False)["input_ids"])
+        framed = list(tokenizer(_FRAMING_PROBE)["input_ids"])
+        for start in range(len(framed) - len(plain) + 1):
+            if framed[start : start + len(plain)] == plain:
+                bos = tokenizer.bos_token_id
+                prefix, suffix = tuple(framed[:start]), tuple(framed[start + len(plain) :])
+                return cls(prefix, suffix, None if bos is None else int(bos))
+        raise ValueError(
+            f"cannot tell what {type(tokenizer).__name__} adds around a text: {_FRAMING_PROBE!r} encodes as {plain} "
+            f"without special tokens but as {framed} with them"
+        )
+
+    def renders_bos(self, ids: Sequence[int]) -> bool:
+        """Whether ``ids`` (a rendered conversation encoded without special tokens) starts with the template's BOS."""
+        return self.bos_token_id is not None and len(ids) > 0 and ids[0] == self.bos_token_id
+
+    def frame(
+        self,
+        ids: Sequence[int],
+        *,
+        with_suffix: bool,
+        max_length: int | None = None,
+        truncation_side: str = "right",
+    ) -> list[int]:
+        """``ids`` (a rendered conversation encoded without special tokens) as every method trains on it.
+
+        A template that renders its own BOS frames the conversation itself: nothing is added, so the BOS is never
+        doubled. Otherwise the prefix goes first (so the conversation starts with the tokenizer's one BOS) and, with
+        ``with_suffix``, the suffix last (SFT's training-mode EOS; the preference trainers split a conversation into
+        prompt and completion by their common prefix, so a suffix after the prompt alone would break it).
+        ``max_length`` truncates the text's own tokens on ``truncation_side`` and keeps the framing, as a
+        tokenizer's own truncation does.
+        """
+        tokens = list(ids)
+        prefix, suffix = ([], []) if self.renders_bos(tokens) else (list(self.prefix), list(self.suffix))
+        if not with_suffix:
+            suffix = []
+        if max_length is not None:
+            room = max(max_length - len(prefix) - len(suffix), 0)
+            if len(tokens) > room:
+                tokens = tokens[len(tokens) - room :] if truncation_side == "left" else tokens[:room]
+        return prefix + tokens + suffix
+
+
+# Per-token fields of an encoding and the value a prepended BOS gets in each.
+_PREFIX_FIELD_VALUES = {"attention_mask": 1, "special_tokens_mask": 1, "assistant_masks": 0, "token_type_ids": 0}
+
+
+def install_chat_framing(tokenizer: PreTrainedTokenizerBase) -> None:
+    """Make ``tokenizer.apply_chat_template(..., tokenize=True)`` start each conversation with one BOS, as SFT does.
+
+    transformers encodes the rendered text without special tokens (a chat template is expected to render them), but
+    the built-in templates other than simplified-llama31 leave the BOS to the tokenizer, as the original engine's
+    did. TRL's DPO and KTO trainers tokenize through this method, so without this their rows would lack the BOS that
+    SFT trained with and that inference adds. The result gets :meth:`SpecialTokenFraming.frame`'s prefix (no suffix);
+    a template that renders its own BOS is left alone. Unpadded lists (TRL's form) are framed; a padded or tensor
+    result is returned as transformers made it, since no training path asks for one. Wrapping twice is an error.
+    """
+    if _WRAPPED_CHAT_ATTR in vars(tokenizer):
+        raise RuntimeError("this tokenizer's apply_chat_template is already wrapped")
+    unwrapped = tokenizer.apply_chat_template
+    signature = inspect.signature(unwrapped)
+
+    @functools.wraps(unwrapped)
+    def apply_chat_template(*args: Any, **kwargs: Any) -> Any:
+        result: Any = unwrapped(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        options = bound.arguments
+        if not options["tokenize"] or options["return_tensors"] is not None or options["padding"] not in (False, None):
+            return result
+        framing = SpecialTokenFraming.of(tokenizer)
+        if not framing.prefix:
+            return result
+        if not options["return_dict"]:
+            return _map_rows(result, lambda ids: framing.frame(ids, with_suffix=False))
+        rows = result["input_ids"]
+        batched = bool(rows) and isinstance(rows[0], list)
+        needs = [not framing.renders_bos(ids) for ids in (rows if batched else [rows])]
+        for key in list(result.keys()):
+            if key != "input_ids" and key not in _PREFIX_FIELD_VALUES:
+                raise ValueError(f"cannot add the BOS to the {key!r} field of apply_chat_template's result")
+            fill = list(framing.prefix) if key == "input_ids" else [_PREFIX_FIELD_VALUES[key]] * len(framing.prefix)
+            values = result[key] if batched else [result[key]]
+            framed = [fill + list(row) if need else list(row) for row, need in zip(values, needs, strict=True)]
+            result[key] = framed if batched else framed[0]
+        return result
+
+    setattr(tokenizer, _WRAPPED_CHAT_ATTR, unwrapped)
+    tokenizer.apply_chat_template = apply_chat_template  # type: ignore[method-assign]
+
+
+def _map_rows(ids: Any, frame: Callable[[list[int]], list[int]]) -> Any:
+    # return_dict=False: one conversation gives a list of ids, several a list of such lists
+    if ids and isinstance(ids[0], list):
+        return [frame(row) for row in ids]
+    return frame(ids)

@@ -79,13 +79,17 @@ def prepare_preference_datasets(data_conf: DataConf, *, unpaired: bool) -> tuple
 
 @dataclass
 class TruncatingPreferenceCollator:
-    """TRL's preference collator, with each example's prompt cut to its last ``max_prompt_length`` tokens and each
-    answer to its first ``max_completion_length`` tokens first: the original engine's (TRL 0.x's) truncation, which
-    TRL 1 no longer does. ``inner`` is the trainer's own collator, so padding and the pad token stay TRL's."""
+    """TRL's preference collator, with each example's prompt cut to its last ``max_prompt_length`` tokens (its
+    leading BOS kept) and each answer to its first ``max_completion_length`` tokens first: the original engine's
+    (TRL 0.x's) truncation, which TRL 1 no longer does. ``inner`` is the trainer's own collator, so padding and the
+    pad token stay TRL's."""
 
     inner: Callable[[list[dict[str, Any]]], Any]
     max_prompt_length: int | None
     max_completion_length: int | None
+    # A prompt that starts with the BOS keeps it when cut: every row starts with one BOS, as in SFT
+    # (finetuning.tokenizer.SpecialTokenFraming); cutting it off would train on rows that inference never produces.
+    bos_token_id: int | None = None
 
     def __call__(self, examples: list[dict[str, Any]]) -> Any:
         return self.inner([self._truncated(example) for example in examples])
@@ -93,7 +97,12 @@ class TruncatingPreferenceCollator:
     def _truncated(self, example: dict[str, Any]) -> dict[str, Any]:
         out = dict(example)
         if self.max_prompt_length is not None:
-            out["prompt_ids"] = list(example["prompt_ids"])[-self.max_prompt_length :]
+            prompt = list(example["prompt_ids"])
+            head = prompt[:1] if self.bos_token_id is not None and prompt[:1] == [self.bos_token_id] else []
+            if len(prompt) > self.max_prompt_length:
+                keep = max(self.max_prompt_length - len(head), 0)
+                prompt = head + (prompt[len(prompt) - keep :] if keep else [])
+            out["prompt_ids"] = prompt
         if self.max_completion_length is not None:
             for key in ("chosen_ids", "rejected_ids"):
                 out[key] = list(example[key])[: self.max_completion_length]

@@ -25,6 +25,7 @@ from datasets import Dataset, Features, List, Value
 
 from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, NoneInput
 from finetuning.data.mixing import build_training_records
+from finetuning.tokenizer import SpecialTokenFraming
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -148,27 +149,21 @@ def _tokenize_batch(
     batch: dict[str, list[Any]], tokenizer: PreTrainedTokenizerBase, max_seq_length: int, truncate: bool
 ) -> dict[str, list[Any]]:
     texts = [_render(tokenizer, json.loads(c)) for c in batch["conversation"]]
-    bos = tokenizer.bos_token
-    # Templates such as llama-3's render bos themselves; letting the tokenizer add its own as well would
-    # give a doubled bos. Templates that do not render it rely on the tokenizer's usual special tokens
-    # (whatever its post-processor adds: bos for llama-style tokenizers, nothing for byte-level GPT-2 style).
-    renders_bos = [isinstance(bos, str) and bool(bos) and text.startswith(bos) for text in texts]
-
-    input_ids: list[list[int]] = [[] for _ in texts]
-    attention_mask: list[list[int]] = [[] for _ in texts]
-    for add_special_tokens in (False, True):
-        indices = [i for i, flag in enumerate(renders_bos) if flag != add_special_tokens]
-        if not indices:
-            continue
-        encoded = tokenizer(
-            [texts[i] for i in indices],
-            add_special_tokens=add_special_tokens,
-            truncation=truncate,
+    # One BOS at the start, the same rule DPO's tokenization follows: the template's own where it renders one,
+    # otherwise the tokenizer's; plus the training-mode EOS (finetuning.tokenizer.SpecialTokenFraming).
+    framing = SpecialTokenFraming.of(tokenizer)
+    encoded = tokenizer(texts, add_special_tokens=False)
+    input_ids = [
+        framing.frame(
+            ids,
+            with_suffix=True,
             max_length=max_seq_length if truncate else None,
+            truncation_side=tokenizer.truncation_side,
         )
-        for position, i in enumerate(indices):
-            input_ids[i] = encoded["input_ids"][position]
-            attention_mask[i] = encoded["attention_mask"][position]
+        for ids in encoded["input_ids"]
+    ]
+    # no padding here: every token is attended to
+    attention_mask = [[1] * len(ids) for ids in input_ids]
     return {"input_ids": input_ids, "attention_mask": attention_mask, "length": [len(ids) for ids in input_ids]}
 
 

@@ -178,7 +178,10 @@ def run_dpo(
     )
     if config.trainer_name == "dpo" and (args_conf.max_prompt_length or args_conf.max_completion_length):
         trainer.data_collator = TruncatingPreferenceCollator(
-            trainer.data_collator, args_conf.max_prompt_length, args_conf.max_completion_length
+            trainer.data_collator,
+            args_conf.max_prompt_length,
+            args_conf.max_completion_length,
+            bos_token_id=tokenizer.bos_token_id,
         )
     reference = describe_reference(trainer, config.trainer_name)
     logger.info("%s trainer; reference model: %s", config.trainer_name.upper(), reference)
