@@ -1,16 +1,12 @@
-"""The job kinds: the request schema of each, which of its fields name files (checked against the allowed roots,
-or chained to an earlier job's output with ``job:<id>[/<artifact>]``), and the engine command a worker runs.
-
-Shared by the API (validation, chaining) and the worker (commands); imports no torch.
-"""
+"""The job kinds: the request schema of each, and which of its fields name files (checked against the allowed roots,
+or chained to an earlier job's output with ``job:<id>[/<artifact>]``). The command a worker runs is
+:mod:`worker.launch`'s."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -122,82 +118,3 @@ def set_field(data: dict[str, Any], loc: str, value: Any) -> None:
         target[int(last)] = value
     else:
         target[last] = value
-
-
-@dataclass(frozen=True)
-class EngineCommand:
-    """What a worker runs for a job, from inside the job's folder."""
-
-    argv: list[str]
-    files: dict[str, str]  # file name (in the job folder) -> contents to write first
-    copies: dict[str, str] = dataclasses.field(default_factory=dict)  # folder name (in the job folder) -> source
-
-
-def _yaml(data: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def engine_command(
-    kind: JobKind,
-    config: dict[str, Any],
-    job_dir: Path,
-    *,
-    python: str,
-    num_processes: int = 1,
-    events_file: Path,
-    training_config: dict[str, Any] | None = None,
-) -> EngineCommand:
-    """The engine CLI invocation for a job whose resolved config (paths in force) is ``config``."""
-    common = ["--events-file", str(events_file)]
-    if kind in (JobKind.SFT, JobKind.DPO):
-        launcher = [python, "-m", "finetuning.cli"]
-        if num_processes > 1:
-            launcher = [
-                python,
-                "-m",
-                "accelerate.commands.launch",
-                "--num_processes",
-                str(num_processes),
-                "--multi_gpu",
-                "-m",
-                "finetuning.cli",
-            ]
-        argv = [*launcher, *common, "--num-preprocess-workers", "1", kind.value, "config.yaml"]
-        return EngineCommand(argv, {"config.yaml": _yaml(config)})
-    if kind == JobKind.GENERATE:
-        argv = [python, "-m", "finetuning.tools.generate", *common, "config.yaml", str(job_dir / "output.yaml")]
-        return EngineCommand(argv, {"config.yaml": _yaml(config)})
-    if kind == JobKind.MERGE:
-        device_map = config["device_map"]
-        argv = [
-            python,
-            "-m",
-            "finetuning.tools.merge",
-            *common,
-            config["base_model"],
-            config["adapter"],
-            str(job_dir / "merged"),
-            "--device_map",
-            device_map if isinstance(device_map, str) else _json(device_map),
-        ]
-        if config.get("tokenizer"):
-            argv += ["--tokenizer", config["tokenizer"]]
-        return EngineCommand(argv, {})
-    if kind == JobKind.ADAPTER_CONVERSION:
-        # converted in a copy: the job that trained the adapter keeps its output as it was
-        argv = [python, "-m", "finetuning.tools.vllm_adapter", *common, str(job_dir / "adapter")]
-        files: dict[str, str] = {}
-        trained_with = config.get("training_config") or training_config
-        if trained_with:
-            files["training-config.yaml"] = _yaml(trained_with)
-            argv += ["--training-config", "training-config.yaml"]
-        return EngineCommand(argv, files, {"adapter": config["adapter"]})
-    raise ValueError(f"unknown job kind {kind}")
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value)

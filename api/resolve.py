@@ -19,7 +19,7 @@ from api import repository
 from api.errors import ApiError, ErrorIssue
 from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, PathField, parse_job_reference, path_fields, set_field
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
-from jobcore.models import JobKind, JobStatus
+from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.settings import ServiceSettings
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
@@ -27,7 +27,6 @@ YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/ya
 MAX_YAML_NODES = safe_yaml.MAX_YAML_VALUES
 # What a hub id looks like (org/name or name); anything else that is not on disk is an error, never a download.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
-TRAINING_KINDS = (JobKind.SFT, JobKind.DPO)
 ENGINE_YAML_KINDS = (JobKind.SFT, JobKind.DPO, JobKind.GENERATE)  # the worker writes their config as the engine's YAML
 
 

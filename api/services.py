@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.deps import after_commit
 from api.errors import ApiError, not_found
-from api.resolve import TRAINING_KINDS, parse_body, plan_submission, validate_config
-from jobcore.models import RESUMED_EVENT, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
+from api.resolve import parse_body, plan_submission, validate_config
+from finetuning.contract import EventType, last_complete_checkpoint
+from jobcore.models import RESUMED_EVENT, TRAINING_KINDS, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -291,22 +292,14 @@ def resume_job(session: Session, settings: ServiceSettings, project: str, job_id
 
 
 def _newest_checkpoint(job: Job) -> Path | None:
-    """The checkpoint a training job would resume from: the newest ``checkpoint-<step>`` folder with a
-    ``trainer_state.json`` in its output folder (where the one it stopped with lies too)."""
+    """The checkpoint a training job would resume from, by the engine's own rule, in its output folder and beside the
+    checkpoint it stopped with."""
     recorded = (job.artifacts or {}).get("checkpoint")
     folders = [Path(recorded).parent] if isinstance(recorded, str) and recorded else []
     output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
     if isinstance(output_dir, str) and output_dir:
         folders.append(Path(output_dir))
-    found: list[tuple[int, Path]] = []
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for child in folder.iterdir():
-            step = child.name.removeprefix("checkpoint-")
-            if step.isdigit() and (child / "trainer_state.json").is_file():
-                found.append((int(step), child))
-    return max(found)[1] if found else None
+    return last_complete_checkpoint(*folders)
 
 
 def list_events(
@@ -339,7 +332,7 @@ def job_metrics(session: Session, project: str, job_id: str, *, include_supersed
     after = 0
     while True:
         events = repository.list_events(
-            session, project, job_id, after=after, limit=1000, types=("metrics", "eval", RESUMED_EVENT)
+            session, project, job_id, after=after, limit=1000, types=(EventType.METRICS, EventType.EVAL, RESUMED_EVENT)
         )
         for event in events:
             data = event.data
@@ -352,7 +345,7 @@ def job_metrics(session: Session, project: str, job_id: str, *, include_supersed
             step = data.get("step")
             if not isinstance(step, int):
                 continue
-            if event.type == "eval":
+            if event.type == EventType.EVAL:
                 split, values = "eval", dict(data.get("metrics") or {})
             else:
                 extra = dict(data.get("extra") or {})

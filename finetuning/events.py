@@ -21,22 +21,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TextIO, TypedDict
 
+from finetuning.contract import EVENTS_VERSION, EventType, RunStatus
+
 if TYPE_CHECKING:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-
-EVENTS_VERSION = 1
-"""Bumped only for changes that break readers (renamed/removed fields, changed meaning); new fields and types don't."""
-
-
-class EventType(StrEnum):
-    RUN_STARTED = "run_started"
-    PHASE = "phase"
-    METRICS = "metrics"
-    EVAL = "eval"
-    PROGRESS = "progress"
-    CHECKPOINT = "checkpoint"
-    LOG = "log"
-    STATUS = "status"
 
 
 class Phase(StrEnum):
@@ -50,14 +38,6 @@ class Phase(StrEnum):
     CONVERTING = "converting"
     GENERATING = "generating"
     DONE = "done"
-
-
-class RunStatus(StrEnum):
-    """Final status of an engine run (the job's ``queued``/``running`` states belong to the service)."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
 
 
 LogLevel = Literal["info", "warning", "error"]

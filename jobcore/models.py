@@ -11,6 +11,8 @@ from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, I
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from finetuning.contract import TRAINING_COMMANDS
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -65,6 +67,10 @@ class JobKind(StrEnum):
     MERGE = "merge"
     ADAPTER_CONVERSION = "adapter-conversion"
     GENERATE = "generate"
+
+
+# the kinds that train: they stop at a checkpoint when asked and can be resumed
+TRAINING_KINDS = tuple(kind for kind in JobKind if kind.value in TRAINING_COMMANDS)
 
 
 class Job(Base):

@@ -19,6 +19,7 @@ from prometheus_client.utils import floatToGoString
 from sqlalchemy import ColumnElement, case, extract, func, select, text
 from sqlalchemy.orm import Session
 
+from finetuning.contract import EventType
 from jobcore.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Job, JobEvent, JobStatus
 
 # Training jobs run from minutes to days; merges and conversions take seconds.
@@ -65,7 +66,7 @@ def _worker_filter(worker: str | None) -> list[ColumnElement[bool]]:
 def _tokens_per_second(session: Session, job_id: str) -> float | None:
     rows = session.execute(
         select(JobEvent.data)
-        .where(JobEvent.job_id == job_id, JobEvent.type == "metrics")
+        .where(JobEvent.job_id == job_id, JobEvent.type == EventType.METRICS)
         .order_by(JobEvent.id.desc())
         .limit(METRICS_EVENTS_SCANNED)
     ).scalars()

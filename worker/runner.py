@@ -39,13 +39,13 @@ from typing import IO, Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from api.jobkinds import EngineCommand, engine_command
-from finetuning.runtime import OOM_REMEDY, STOP_SIGNAL
+from finetuning.contract import EVENTS_VERSION, OOM_REMEDY, STOP_SIGNAL, EventType
 from jobcore.logs import job_context
-from jobcore.models import JobKind, JobStatus
+from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.process import die_with_parent
 from jobcore.settings import ServiceSettings
 from worker import shutdown, store
+from worker.launch import EngineCommand, engine_command, retry_config
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ STDERR_TAIL_LINES = 20  # kept for the message of a crash
 MAX_MESSAGE_CHARS = 4_000
 DRAIN_TIMEOUT_S = 5.0  # for the readers to reach the end of the pipes once the child has exited
 STOP_REPEAT_S = 1.0  # how often the stop signal is sent again until the engine exits
-TRAINING_KINDS = (JobKind.SFT, JobKind.DPO)  # the kinds that save a checkpoint when asked to stop
 
 # The service's own settings (database and broker URLs among them) are not the engine's business: user-supplied code
 # runs in the child (trust_remote_code, chat templates), so they are not passed on.
@@ -531,11 +530,11 @@ class JobRun:
             self.log.warning("skipped an events line without a type: %.200s", text)
             return None
         version = event.get("v")
-        if version != store.EVENTS_VERSION:
+        if version != EVENTS_VERSION:
             if version not in self.warned_versions:
                 self.warned_versions.add(version)
                 self.log.warning("events of format version %r are stored but not interpreted", version)
-        elif event["type"] == "status":
+        elif event["type"] == EventType.STATUS:
             self.final_status = event
         return event
 
@@ -682,15 +681,3 @@ def _compact(pending: str) -> str:
     if pending.count("\r") < 2:
         return pending
     return _visible(pending) + ("\r" if pending.endswith("\r") else "")
-
-
-def retry_config(kind: JobKind, config: dict[str, Any], attempt: int, checkpoint: str | None = None) -> dict[str, Any]:
-    """A training job run again (its worker was lost or shut down, or it was resumed) continues from the newest
-    checkpoint in its output folder (``auto``), unless the user named a checkpoint to resume from and this job never
-    stopped with one of its own (``checkpoint``: a hand-back's or a cancel's, saved in that folder)."""
-    if attempt <= 1 or kind not in TRAINING_KINDS:
-        return config
-    run_conf = dict(config.get("run_conf") or {})
-    if run_conf.get("resume_from_checkpoint") in (None, False) or checkpoint:
-        run_conf["resume_from_checkpoint"] = "auto"
-    return {**config, "run_conf": run_conf}

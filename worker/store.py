@@ -11,15 +11,16 @@ disagree still agree on who holds a lease; SQLite (the embedded single-machine d
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from finetuning.contract import EVENTS_VERSION, EventType, checkpoint_step
 from jobcore.db import session_scope
 from jobcore.models import ACTIVE_STATUSES, RESUMED_EVENT, Job, JobEvent, JobStatus, utcnow
 from jobcore.settings import ServiceSettings
@@ -27,7 +28,6 @@ from jobcore.settings import ServiceSettings
 # The fields of an engine ``progress`` event that make up ``job.progress``.
 PROGRESS_FIELDS = ("step", "total_steps", "percent", "elapsed_s", "eta_s")
 # The engine event format this worker understands (docs/events.md); others are stored but not interpreted.
-EVENTS_VERSION = 1
 # Service events the worker writes beside the engine's: the job's own transitions, and the child process.
 JOB_EVENT = "job"
 PROCESS_EVENT = "process"
@@ -214,11 +214,11 @@ def append_events(settings: ServiceSettings, job_id: str, attempt: int, events: 
         for kind, data in events:
             if not _engine_event(data):
                 continue  # a log line, a service event, or an engine format we don't know: stored, not applied
-            if kind == "phase" and isinstance(data.get("phase"), str):
+            if kind == EventType.PHASE and isinstance(data.get("phase"), str):
                 changes["phase"] = data["phase"]
-            elif kind == "progress":
+            elif kind == EventType.PROGRESS:
                 changes["progress"] = {name: data.get(name) for name in PROGRESS_FIELDS}
-            elif kind == "run_started":
+            elif kind == EventType.RUN_STARTED:
                 config = data.get("config")
                 if isinstance(config, dict) and isinstance(config.get("resolved"), dict):
                     base = changes.get("resolved", row.resolved) or {}
@@ -251,20 +251,17 @@ def _attempt_of(data: dict[str, Any], default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-_CHECKPOINT_STEP = re.compile(r"checkpoint-(\d+)$")
-
-
 def _resumed_checkpoint(row: dict[str, Any]) -> tuple[str, int] | None:
     """(checkpoint, step) when ``row`` is an engine's ``run_started`` that resumes a checkpoint."""
-    if row["type"] != "run_started" or not _engine_event(row["data"]):
+    if row["type"] != EventType.RUN_STARTED or not _engine_event(row["data"]):
         return None
     config = row["data"].get("config")
     resolved = config.get("resolved") if isinstance(config, dict) else None
     checkpoint = resolved.get("resume_from_checkpoint") if isinstance(resolved, dict) else None
     if not isinstance(checkpoint, str):
         return None
-    match = _CHECKPOINT_STEP.search(checkpoint.rstrip("/"))
-    return (checkpoint, int(match.group(1))) if match else None
+    step = checkpoint_step(Path(checkpoint))
+    return (checkpoint, step) if step is not None else None
 
 
 def _step() -> Any:
@@ -274,7 +271,7 @@ def _step() -> Any:
 def attempt_last_step(session: Session, job_id: str, attempt: int) -> int | None:
     """The last training step an attempt logged (None when it logged none)."""
     query = select(func.max(_step())).where(
-        JobEvent.job_id == job_id, JobEvent.attempt == attempt, JobEvent.type == "metrics"
+        JobEvent.job_id == job_id, JobEvent.attempt == attempt, JobEvent.type == EventType.METRICS
     )
     value = session.scalar(query)
     return int(value) if value is not None else None
@@ -284,7 +281,7 @@ def record_resume(session: Session, job_id: str, attempt: int, checkpoint: str, 
     """``attempt`` resumed from ``checkpoint`` (its ``step``): a ``resumed`` event saying what it re-runs, and in the
     attempt history where it started and what the earlier attempt lost (the steps after the checkpoint it had done,
     and the seconds from that checkpoint's step to its last logged step)."""
-    metrics = (JobEvent.job_id == job_id, JobEvent.type == "metrics")
+    metrics = (JobEvent.job_id == job_id, JobEvent.type == EventType.METRICS)
     earlier = session.execute(
         select(JobEvent.attempt, func.max(_step()))
         .where(*metrics, JobEvent.attempt < attempt)

@@ -8,21 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from finetuning.batchsize import BatchPlan, plan_batches, scaled_learning_rate
+from finetuning.checkpoints import resolve_resume
 from finetuning.config.data import DataConf
 from finetuning.config.hf_training_args import HFTrainingArguments
 from finetuning.config.model import Determinism, NoPeftConf, PeftConf, QuantConf, RunConf
 from finetuning.config.tracking import TrackingConf
 from finetuning.config.training import BatchsizeConf, Overrides
 from finetuning.events import EventWriter
-from finetuning.runtime import (
-    RunOptions,
-    build_training_arguments,
-    output_dir_for,
-    resolve_resume,
-    seed_everything,
-    stop_callback,
-    stopped_checkpoint,
-)
+from finetuning.runtime import RunOptions, accelerator_available, output_dir_for, seed_everything
+from finetuning.stopping import stop_callback, stopped_checkpoint
 from finetuning.tracking import TrackingDecision, apply_report_to, configure_tracking, mlflow_run
 
 if TYPE_CHECKING:
@@ -98,17 +92,40 @@ def training_arguments(
     extra: dict[str, Any] | None = None,
     drop: tuple[str, ...] = (),
 ) -> TrainingArguments:
-    return build_training_arguments(
-        args_conf,
-        setup.plan,
-        output_dir=setup.output_dir,
+    """The library's arguments: what the user set, the computed batch sizes and learning rate, and the engine's
+    choices (``extra``; ``drop`` removes fields the arguments class does not have)."""
+    from transformers import TrainingArguments
+
+    plan = setup.plan
+    kwargs = args_conf.model_dump(exclude_unset=True, exclude=set(drop))
+    kwargs.update(
+        output_dir=str(setup.output_dir),
+        per_device_train_batch_size=plan.per_device_train_batch_size,
+        per_device_eval_batch_size=plan.per_device_eval_batch_size,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
         learning_rate=setup.learning_rate,
         report_to=apply_report_to(args_conf.report_to, setup.tracking.enabled),
-        full_determinism=determinism == Determinism.FULL,
-        arguments_class=arguments_class,
-        extra=extra,
-        drop=drop,
     )
+    if determinism == Determinism.FULL:
+        kwargs["full_determinism"] = True
+    if "use_cpu" not in kwargs and not accelerator_available():
+        # a recipe written for GPUs (bf16: true, no use_cpu) runs on a machine without one: on the CPU, where bf16
+        # is valid, rather than failing transformers' "no bf16 GPU" check
+        logger.info("no accelerator here: training on the CPU (use_cpu: true)")
+        kwargs["use_cpu"] = True
+    # tokens per second in the events counts real (non-padding) tokens
+    kwargs.setdefault("include_num_input_tokens_seen", "non_padding")
+    # the filter reads every step's loss back from the device (a synchronisation per step) only to hide a NaN
+    # from the logs; without it a NaN shows up in the logged loss, where it belongs
+    kwargs.setdefault("logging_nan_inf_filter", False)
+    if isinstance(kwargs.get("deepspeed"), dict):
+        deepspeed = dict(kwargs["deepspeed"])
+        deepspeed["train_micro_batch_size_per_gpu"] = plan.per_device_train_batch_size
+        deepspeed["gradient_accumulation_steps"] = plan.gradient_accumulation_steps
+        deepspeed["train_batch_size"] = plan.total_train_batch_size
+        kwargs["deepspeed"] = deepspeed
+    kwargs.update(extra or {})
+    return (arguments_class or TrainingArguments)(**kwargs)
 
 
 def load_training_tokenizer(

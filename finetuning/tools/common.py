@@ -1,4 +1,5 @@
-"""What every command-line entry point shares: logging and events flags, the final status event, exit codes."""
+"""What every command-line entry point shares: logging and events flags, the final status event (with an error code
+people can act on) and the exit code (:mod:`finetuning.contract`)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from finetuning.config.base import ConfigError
+from finetuning.contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_STOPPED, OOM_REMEDY
+from finetuning.data.errors import DataError
+from finetuning.errors import FinetuningError
+from finetuning.stopping import TrainingStopped, ignore_stop_signal, install_stop_handler
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+if TYPE_CHECKING:
+    from finetuning.events import EventWriter
+
+T = TypeVar("T")
+
 
 logger = logging.getLogger("finetuning")
 
@@ -34,9 +43,6 @@ def setup_logging(level: str) -> None:
 
 def is_user_error(exc: BaseException) -> bool:
     """Bad input gets its message, not a traceback; platform failures keep theirs."""
-    from finetuning.data.errors import DataError
-    from finetuning.errors import FinetuningError
-
     if isinstance(exc, FinetuningError):
         return exc.code not in ("internal_error", "out_of_memory")
     return isinstance(exc, ConfigError | DataError | FileNotFoundError)
@@ -51,7 +57,7 @@ def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str,
     final status ``cancelled`` naming it) exits 75; anything else keeps its traceback and exits 1.
     """
     from finetuning.events import EventWriter
-    from finetuning.runtime import is_main_process, run_reporting_status
+    from finetuning.runtime import is_main_process
     from finetuning.settings import get_engine_settings
 
     settings = get_engine_settings()
@@ -64,8 +70,6 @@ def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str,
             events.status("succeeded", artifacts=outcome)
         return EXIT_OK
     except Exception as exc:
-        from finetuning.runtime import EXIT_STOPPED, TrainingStopped
-
         if isinstance(exc, TrainingStopped):
             logger.warning("%s", exc)
             return EXIT_STOPPED
@@ -75,3 +79,44 @@ def run_with_events(args: argparse.Namespace, body: Callable[[Any], Mapping[str,
         return EXIT_BAD_INPUT
     finally:
         events.close()
+
+
+def run_reporting_status(events: EventWriter, body: Callable[[], T]) -> T:
+    """Run ``body`` and record the outcome as the final ``status`` event, with an error code people can act on."""
+    import torch
+
+    install_stop_handler()
+    try:
+        result = body()
+    except TrainingStopped as exc:
+        events.status(
+            "cancelled",
+            checkpoint=exc.checkpoint,
+            metrics={"global_step": exc.step} if exc.step is not None else None,
+        )
+        raise
+    except ConfigError as exc:
+        issue = exc.issues[0] if exc.issues else None
+        events.status("failed", error={"code": "invalid_config", "message": str(exc), "param": issue and issue.loc})
+        raise
+    except FinetuningError as exc:
+        events.status("failed", error=exc.as_dict())
+        raise
+    except DataError as exc:
+        events.status("failed", error={"code": "invalid_data", "message": str(exc), "param": None})
+        raise
+    except FileNotFoundError as exc:
+        events.status("failed", error={"code": "data_not_found", "message": str(exc), "param": None})
+        raise
+    except torch.OutOfMemoryError as exc:
+        events.status("failed", error={"code": "out_of_memory", "message": OOM_REMEDY, "param": None})
+        raise FinetuningError(OOM_REMEDY, "out_of_memory") from exc
+    except KeyboardInterrupt:
+        events.status("cancelled")
+        raise
+    except Exception as exc:
+        events.status("failed", error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+        raise
+    finally:
+        ignore_stop_signal()
+    return result

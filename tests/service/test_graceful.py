@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from finetuning.runtime import EXIT_STOPPED
+from finetuning.contract import EXIT_STOPPED
 from finetuning.tiny import tiny_chat_records, write_jsonl
 from jobcore.db import session_scope
 from jobcore.models import Job, JobEvent, new_id

@@ -12,8 +12,8 @@ from sqlalchemy import update
 from jobcore.db import session_scope
 from jobcore.models import Job, JobEvent, JobKind, JobStatus, new_id
 from jobcore.settings import ServiceSettings
+from worker.launch import retry_config
 from worker.recovery import backoff_seconds, recover
-from worker.runner import retry_config
 
 
 def make_job(settings: ServiceSettings, **fields: Any) -> str:

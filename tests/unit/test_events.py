@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from finetuning.events import EVENTS_VERSION, EventWriter, Phase, RunStatus, read_events
+from finetuning.contract import EVENTS_VERSION, RunStatus
+from finetuning.events import EventWriter, Phase, read_events
 
 
 def test_envelope_seq_and_one_object_per_line(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from finetuning.checkpoints import resolve_resume
+from finetuning.contract import checkpoint_step, last_complete_checkpoint
 from finetuning.errors import FinetuningError
-from finetuning.runtime import resolve_resume
 
 
 def test_auto_without_checkpoint_starts_fresh(tmp_path: Path) -> None:
@@ -48,3 +49,31 @@ def test_explicit_path_must_exist(tmp_path: Path) -> None:
     (tmp_path / "checkpoint-3").mkdir()
     assert resolve_resume(str(tmp_path / "checkpoint-3"), tmp_path) == str(tmp_path / "checkpoint-3")
     assert resolve_resume(False, tmp_path) is False
+
+
+def test_the_api_resumes_from_the_checkpoint_the_engine_will(tmp_path: Path) -> None:
+    """One rule for both: a folder with the trainer state but no weights (cut off while saving) is skipped by the
+    API's resume as by the engine's, so the resume announces the checkpoint the run really continues from."""
+    from api.services import _newest_checkpoint
+    from jobcore.models import Job
+
+    output = tmp_path / "out"
+    output.mkdir()
+    _checkpoint(output, 10)
+    _checkpoint(output, 20, weights=False)
+    job = Job(resolved={"config": {"training_args": {"output_dir": str(output)}}}, artifacts={})
+    assert _newest_checkpoint(job) == output / "checkpoint-10"
+    assert resolve_resume("auto", output) == str(output / "checkpoint-10")
+
+
+def test_the_newest_complete_checkpoint_over_several_folders(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    _checkpoint(first, 30)
+    _checkpoint(second, 20)
+    _checkpoint(second, 40, state=False)
+    (second / "checkpoint-50").write_text("")  # a file with a checkpoint's name
+    assert last_complete_checkpoint(first, second, tmp_path / "missing") == first / "checkpoint-30"
+    assert checkpoint_step(Path("/x/checkpoint-7")) == 7
+    assert checkpoint_step(Path("/x/checkpoint-7-old")) is None
