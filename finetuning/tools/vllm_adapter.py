@@ -1,10 +1,29 @@
 """``create_vllm_compatible_adapter``: strip a LoRA adapter down to the tensors vLLM accepts.
 
 PEFT saves more than the LoRA matrices into ``adapter_model.safetensors``: the base embeddings when they are LoRA
-targets (``embed_tokens.base_layer.weight``), whole trained copies of ``modules_to_save`` layers, and, after the
-vocabulary grew, three copies of each embedding matrix (``.weight``, ``.original_module.weight`` and
-``.modules_to_save.weight``). vLLM rejects adapters with such tensors, so this tool keeps only the ``.lora_`` ones
-(``lora_A``/``lora_B``, ``lora_embedding_A``/``lora_embedding_B``, DoRA's ``lora_magnitude_vector``).
+targets (``embed_tokens.base_layer.weight``, ``lm_head.base_layer.weight``), whole trained copies of
+``modules_to_save`` layers, and, after the vocabulary grew, three copies of each embedding matrix (``.weight``,
+``.original_module.weight`` and ``.modules_to_save.weight``). This tool keeps only the ``.lora_`` ones
+(``lora_A``/``lora_B``, ``lora_embedding_A``/``lora_embedding_B``, DoRA's ``lora_magnitude_vector``) and sets
+``modules_to_save``/``trainable_token_indices`` in ``adapter_config.json`` to null.
+
+Which vLLM versions need that, from their ``vllm/lora`` code (``LoRAModel.from_local_checkpoint`` and
+``from_lora_tensors``, ``PEFTHelper.validate_legal``, ``utils.parse_fine_tuned_lora_name``; read in 0.8.5, 0.10.0,
+0.11.0-0.11.2, 0.12.0, 0.14.0-0.18.0, 0.24.0, 0.32.0 and 0.33.0):
+
+* up to 0.11.2 every tensor name must parse as a LoRA weight, so an adapter with embedding targets fails to load
+  on its ``...embed_tokens.base_layer.weight`` ("... is unsupported LoRA weight"): the conversion is required.
+* from 0.12.0 on, ``is_base_embedding_weights`` drops tensors whose names end in
+  ``.embed_tokens.base_layer.weight`` or ``.lm_head.base_layer.weight`` before that check. Such an adapter loads
+  unconverted and gives the same tokens as the converted one (vLLM 0.32, CPU build: ``make check-vllm``), so
+  the conversion is harmless there. Only those two names are skipped; base-layer copies under other names
+  (``wte``, ``embed_in``, ``embed_out``, ...) still fail the load.
+* every version read, 0.33 included, refuses the other extras: ``modules_to_save`` other than a classification
+  head (``classifier``/``score``, accepted since some release after 0.24) in ``adapter_config.json``, and whole
+  embedding matrices (``embed_tokens.weight``, ``.original_module.weight``, ...) that do not parse as LoRA weights.
+  Since 0.12.0 an embedding LoRA wider than the base vocabulary is refused too ("The embedding LoRA size(...)
+  must be consistent with the base model's vocabulary size(...)"): a grown vocabulary cannot be served as a
+  LoRA adapter even after conversion.
 
 Some adapters must not be stripped, because the removed tensors carry what was trained: with a training config the
 tool keeps them unchanged (byte for byte) when the run was full finetuning (NO_PEFT), when the vocabulary grew, or
