@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finetuning.contract import EVENTS_FILE_ENV, JOB_ATTEMPT_ENV, JOB_ID_ENV
+
 
 class EngineSettings(BaseSettings):
     """Engine settings from the environment; the env name of each field is its ``validation_alias``."""
@@ -31,7 +33,7 @@ class EngineSettings(BaseSettings):
     )
     events_file: Path | None = Field(
         default=None,
-        validation_alias="FINETUNING_EVENTS_FILE",
+        validation_alias=EVENTS_FILE_ENV,
         description="JSON-lines file the engine appends machine-readable events to (see docs/events.md). "
         "Default: none, no events are written.",
     )
@@ -48,12 +50,12 @@ class EngineSettings(BaseSettings):
 
     job_id: str | None = Field(
         default=None,
-        validation_alias="FINETUNING_JOB_ID",
+        validation_alias=JOB_ID_ENV,
         description="Set by the service's worker: the job this run belongs to (an MLflow tag). Default: none.",
     )
     attempt: int | None = Field(
         default=None,
-        validation_alias="FINETUNING_JOB_ATTEMPT",
+        validation_alias=JOB_ATTEMPT_ENV,
         description="Set by the service's worker: which run of the job this is; every event and the MLflow run carry "
         "it. Default: none.",
     )

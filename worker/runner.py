@@ -1,5 +1,6 @@
-"""Run one job: claim it, run the engine CLI as a child process in its own process group, stream its output lines and
-events into the database while it runs, heartbeat, carry out a cancel, and record the outcome.
+"""A job's lifecycle on a worker: claim it, launch the engine (:mod:`worker.launch`, :mod:`worker.supervise`), store
+its output lines and events while it runs (:mod:`worker.output`), heartbeat, carry out a cancel, and record the outcome
+(:mod:`worker.outcome`) or hand the job back.
 
 What is stored (``job_events``, in arrival order):
 - ``log`` ``{"stream": "stdout"|"stderr", "line": str}``: one per line the child printed. A carriage return redraws
@@ -18,45 +19,33 @@ handler is installed, as does ``accelerate launch``), saves a checkpoint at its 
 
 from __future__ import annotations
 
-import codecs
-import collections
-import heapq
-import json
 import logging
 import os
-import queue
 import shutil
-import signal
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from finetuning.contract import EVENTS_VERSION, OOM_REMEDY, STOP_SIGNAL, EventType
+from finetuning.contract import JOB_ATTEMPT_ENV, JOB_ID_ENV
 from jobcore.logs import job_context
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
-from jobcore.process import die_with_parent
 from jobcore.settings import ServiceSettings
 from worker import shutdown, store
 from worker.launch import EngineCommand, engine_command, retry_config
+from worker.outcome import Outcome, decide, error
+from worker.output import EngineOutput
+from worker.supervise import EngineProcess, Stopping
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 0.25  # how often output and events are collected and written
 CANCEL_POLL_S = 1.0  # how often a cheap read checks for a cancel between lease renewals
 MAX_BATCH = 500  # events per transaction
-MAX_LINE_CHARS = 16_000  # longer lines are cut (a line without newline is broken there)
-STDERR_TAIL_LINES = 20  # kept for the message of a crash
-MAX_MESSAGE_CHARS = 4_000
 DRAIN_TIMEOUT_S = 5.0  # for the readers to reach the end of the pipes once the child has exited
-STOP_REPEAT_S = 1.0  # how often the stop signal is sent again until the engine exits
 
 # The service's own settings (database and broker URLs among them) are not the engine's business: user-supplied code
 # runs in the child (trust_remote_code, chat templates), so they are not passed on.
@@ -89,17 +78,6 @@ class MissingInput(Exception):
     def __init__(self, name: str, source: str) -> None:
         super().__init__(f"'{source}' does not exist (any more)")
         self.name = name
-
-
-@dataclass
-class Outcome:
-    status: JobStatus
-    error: dict[str, Any] | None = None
-    artifacts: dict[str, Any] | None = None
-    metrics: dict[str, Any] | None = None
-    exit_code: int | None = None
-    checkpoint: str | None = None  # saved when the run was stopped on request
-    hand_back: bool = False  # this worker is shutting down: the job goes back to the queue
 
 
 def run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | None:
@@ -139,17 +117,13 @@ def _run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | 
     except Exception as exc:
         # a bug or a dead database here must not leave the job running until its lease runs out
         log.exception("worker error")
-        outcome = Outcome(JobStatus.FAILED, _error("internal_error", f"worker error: {type(exc).__name__}: {exc}"))
+        outcome = Outcome(JobStatus.FAILED, error("internal_error", f"worker error: {type(exc).__name__}: {exc}"))
     if outcome.hand_back:
         return run.hand_back(outcome)
     if not run.finish(outcome):
         return None
     log.info("finished: %s%s", outcome.status.value, f" ({outcome.error['code']})" if outcome.error else "")
     return outcome.status.value
-
-
-def _error(code: str, message: str, param: str | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message[:MAX_MESSAGE_CHARS], "param": param}
 
 
 class JobRun:
@@ -161,25 +135,17 @@ class JobRun:
         self.log = log
         self.job_dir = settings.artifact_root / claim.job_id
         self.events_file = self.job_dir / "events.jsonl"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.pgid: int | None = None
-        # the child is reaped only after its group was killed: until then its zombie holds the group id, so a
-        # signal to the group can never reach an unrelated group that reused the number
-        self.reaped = False
+        self.engine = EngineProcess()
+        self.output = EngineOutput(self.events_file, log)
+        self.stopping = Stopping(
+            self.engine,
+            log,
+            training=JobKind(claim.kind) in TRAINING_KINDS,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+        )
         self.pending: list[store.Event] = []  # read, not yet stored
-        self.output: queue.Queue[tuple[str, str | None, float]] = queue.Queue()
-        self.readers: list[threading.Thread] = []
-        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self.events_offset = 0
-        self.final_status: dict[str, Any] | None = None
-        self.cancel_kill_at: float | None = None  # set once the cancel's SIGTERM went out
-        self.cancelled = False  # a cancel is being carried out (SIGTERM, or a stop with checkpoint)
-        self.training = JobKind(claim.kind) in TRAINING_KINDS
-        self.stop_reason: str | None = None  # "shutdown" or "cancel": the engine was asked to stop (SIGUSR1/SIGTERM)
-        self.stop_kill_at: float | None = None  # then killed at this time
-        self.stop_sent_at = 0.0
         self.lease_valid_until = time.monotonic() + settings.lease_seconds
-        self.warned_versions: set[Any] = set()
 
     # -- the run ---------------------------------------------------------------------------------------------------
 
@@ -192,16 +158,14 @@ class JobRun:
         try:
             command = self.prepare()
         except MissingInput as exc:
-            return Outcome(JobStatus.FAILED, _error("model_not_found", f"{exc.name}: {exc}", exc.name))
+            return Outcome(JobStatus.FAILED, error("model_not_found", f"{exc.name}: {exc}", exc.name))
         try:
             self.start(command)
             return self.follow()
         finally:
             # whatever happened (an error, a lost lease), nothing the job started outlives this call
-            if self.process is not None and not self.reaped:
-                self.signal_group(signal.SIGKILL)
-                self.process.wait()
-                self.reaped = True
+            if self.engine.process is not None:
+                self.engine.end()
 
     def prepare(self) -> EngineCommand:
         """The job folder with the command's files and copies; the command to run there."""
@@ -231,8 +195,8 @@ class JobRun:
         env = {k: v for k, v in os.environ.items() if k.upper() not in _SERVICE_ENV}
         env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when a buffer fills
         # the engine tags its events and its MLflow run with the job and this run of it (finetuning.settings)
-        env["FINETUNING_JOB_ID"] = self.claim.job_id
-        env["FINETUNING_JOB_ATTEMPT"] = str(self.claim.attempt)
+        env[JOB_ID_ENV] = self.claim.job_id
+        env[JOB_ATTEMPT_ENV] = str(self.claim.attempt)
         config = self.claim.resolved.get("config") or {}
         if self.settings.mlflow_tracking_uri and not config.get("tracking"):
             env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
@@ -245,35 +209,16 @@ class JobRun:
         return env
 
     def start(self, command: EngineCommand) -> None:
-        # a retry in the same folder appends to the events file: only this attempt's events (after the last complete
-        # line; a torn last line is cut off by the engine when it starts) are ours
-        if self.events_file.exists():
-            content = self.events_file.read_bytes()
-            self.events_offset = content.rfind(b"\n") + 1
-            self.backfill(content[: self.events_offset])
+        earlier = self.output.events.skip_existing()
+        if earlier:
+            self.backfill(earlier)
         self.log.info("starting %s", " ".join(command.argv))
-        self.process = subprocess.Popen(
-            command.argv,
-            cwd=self.job_dir,
-            env=self.child_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: a cancel reaches every process it starts
-            # the engine's group ignores the stop signal until the engine installs its handler: an early stop is
-            # repeated, and a launcher (accelerate launch) is not killed by it
-            preexec_fn=die_with_parent(ignore=(STOP_SIGNAL,)),
-        )
-        self.pgid = self.process.pid  # a new session's leader: its pid is the group id
-        for name, pipe in (("stdout", self.process.stdout), ("stderr", self.process.stderr)):
-            assert pipe is not None
-            reader = threading.Thread(target=_read_lines, args=(name, pipe, self.output), daemon=True)
-            reader.start()
-            self.readers.append(reader)
+        process = self.engine.start(command.argv, self.job_dir, self.child_env())
+        self.output.read_pipes(process.stdout, process.stderr)
         self.pending.append(
             (
                 store.PROCESS_EVENT,
-                {"pid": self.process.pid, "pgid": self.pgid, "attempt": self.claim.attempt, "argv": command.argv},
+                {"pid": process.pid, "pgid": self.engine.pgid, "attempt": self.claim.attempt, "argv": command.argv},
             )
         )
         self.flush()
@@ -282,56 +227,50 @@ class JobRun:
         """Queue the engine events an earlier attempt wrote but never stored (its worker died while the database was
         away, holding them in memory), in their order, before this attempt's own."""
         stored = self.with_db_retry(lambda: store.last_engine_seq(self.settings, self.claim.job_id))
-        final_status = self.final_status  # an earlier attempt's outcome is not this one's
-        missing: list[store.Event] = []
-        for raw in earlier.splitlines():
-            event = self.parse_event(raw)
-            if event is not None and isinstance(event.get("seq"), int) and event["seq"] > stored:
-                missing.append((str(event["type"])[:32], event))
-        self.final_status = final_status
+        missing = self.output.events.earlier_events(earlier, stored)
         if missing:
             self.log.warning("storing %d events an earlier attempt wrote but did not store", len(missing))
             self.pending.extend(missing)
 
     def follow(self) -> Outcome:
         """Stream output and events, heartbeat and watch for a cancel until the child exits."""
-        process = self.process
-        assert process is not None
         now = time.monotonic()
         next_renewal = now + self.settings.heartbeat_seconds
         next_cancel_check = now + CANCEL_POLL_S
         while True:
-            exited = _exited(process.pid)
-            self.collect()
+            exited = self.engine.exited()
+            self.pending.extend(self.output.collect())
             self.flush()
             now = time.monotonic()
             if exited:
                 break
-            if shutdown.requested() and self.stop_reason is None and not self.cancelled:
+            if shutdown.requested() and self.stopping.reason is None and not self.stopping.cancelled:
                 self.log.warning("the worker is shutting down: stopping the job to hand it back")
-                self.stop("shutdown")
-            self.repeat_stop(now)
+                self.stopping.stop("shutdown")
+            self.stopping.tick(now, reported=self.output.events.final_status is not None)
             if now >= next_renewal:
                 next_renewal = now + self.settings.heartbeat_seconds
                 next_cancel_check = now + CANCEL_POLL_S
                 self.check(store.renew_lease, renewal=True)
-            elif now >= next_cancel_check and not self.cancelled:
+            elif now >= next_cancel_check and not self.stopping.cancelled:
                 next_cancel_check = now + CANCEL_POLL_S
                 self.check(store.lease_state, renewal=False)
-            if self.cancel_kill_at is not None and now >= self.cancel_kill_at:
-                self.log.warning("still running %.1f s after SIGTERM: SIGKILL", self.settings.cancel_grace_seconds)
-                self.signal_group(signal.SIGKILL)
-                self.cancel_kill_at = float("inf")
             time.sleep(POLL_S)
         # the child is gone; anything it left in its group goes too, so that the pipes reach their end
-        self.signal_group(signal.SIGKILL)
-        process.wait()
-        self.reaped = True
-        for reader in self.readers:
-            reader.join(timeout=DRAIN_TIMEOUT_S)
-        self.collect()
+        returncode = self.engine.end()
+        self.output.drain(DRAIN_TIMEOUT_S)
+        self.pending.extend(self.output.collect())
         self.flush(final=True)
-        return self.outcome(process.returncode)
+        outcome = decide(
+            self.output.events.final_status,
+            returncode,
+            stop_reason=self.stopping.reason,
+            cancelled=self.stopping.cancelled,
+            stderr_tail="\n".join(self.output.stderr_tail),
+        )
+        if outcome.status == JobStatus.SUCCEEDED and returncode != 0:
+            self.log.warning("the engine reported success but exited with %s", returncode)
+        return outcome
 
     def check(self, call: Callable[[ServiceSettings, str, int], store.LeaseState], *, renewal: bool) -> None:
         """Renew the lease (or just read it); stop on a lost lease, start the cancel when one is requested."""
@@ -349,81 +288,8 @@ class JobRun:
             raise LeaseLost
         if renewal:
             self.lease_valid_until = asked_at + self.settings.lease_seconds
-        if state.cancel_requested and not self.cancelled:
-            self.cancelled = True
-            if state.cancel_checkpoint and self.training:
-                self.log.info("cancel with checkpoint requested")
-                if self.stop_reason is None:
-                    self.stop("cancel")
-                return
-            self.log.info("cancel requested: SIGTERM to process group %s", self.pgid)
-            self.signal_group(signal.SIGTERM)
-            self.cancel_kill_at = time.monotonic() + self.settings.cancel_grace_seconds
-
-    def stop(self, reason: str) -> None:
-        """Ask the engine to stop: a training run saves a checkpoint first (``SIGUSR1``), other jobs just end
-        (``SIGTERM``); killed after ``shutdown_grace_seconds`` (training) or ``cancel_grace_seconds``."""
-        self.stop_reason = reason
-        now = time.monotonic()
-        if self.training:
-            self.log.info("%s: %s to process group %s", reason, STOP_SIGNAL.name, self.pgid)
-            self.signal_group(STOP_SIGNAL)
-            self.stop_sent_at = now
-            self.stop_kill_at = now + self.settings.shutdown_grace_seconds
-        else:
-            self.log.info("%s: SIGTERM to process group %s", reason, self.pgid)
-            self.signal_group(signal.SIGTERM)
-            self.stop_kill_at = now + self.settings.cancel_grace_seconds
-
-    def repeat_stop(self, now: float) -> None:
-        if self.stop_kill_at is None:
-            return
-        if now >= self.stop_kill_at:
-            self.log.warning("still running after the stop's grace period: SIGKILL")
-            self.signal_group(signal.SIGKILL)
-            self.stop_kill_at = float("inf")
-        elif self.training and self.final_status is None and now - self.stop_sent_at >= STOP_REPEAT_S:
-            self.signal_group(STOP_SIGNAL)  # the engine may not have had its handler when the first one came
-            self.stop_sent_at = now
-
-    def outcome(self, returncode: int) -> Outcome:
-        final = self.final_status
-        checkpoint = final.get("checkpoint") if final is not None else None
-        checkpoint = checkpoint if isinstance(checkpoint, str) and checkpoint else None
-        asked = self.cancelled or self.stop_reason is not None
-        if self.stop_reason == "shutdown" and not (final is not None and returncode == 0):
-            # whatever the engine made of the stop (saved and exited 75, killed, a failure the stop caused): the job
-            # goes back to the queue; a run that really fails fails again on the next worker
-            return Outcome(JobStatus.QUEUED, exit_code=returncode, checkpoint=checkpoint, hand_back=True)
-        if final is not None and (not asked or returncode == 0):
-            reported = final.get("status")
-            status = (
-                JobStatus(reported) if isinstance(reported, str) and reported in _FINAL_STATUSES else JobStatus.FAILED
-            )
-            error = final.get("error")
-            if status == JobStatus.FAILED and not isinstance(error, dict):
-                error = _error("internal_error", f"the engine reported failure without an error (exit {returncode})")
-            if returncode != 0 and status == JobStatus.SUCCEEDED:
-                self.log.warning("the engine reported success but exited with %s", returncode)
-            return Outcome(
-                status,
-                error if status == JobStatus.FAILED else None,
-                _dict_or_none(final.get("artifacts")),
-                _dict_or_none(final.get("metrics")),
-                returncode,
-            )
-        if asked:
-            return Outcome(JobStatus.CANCELLED, exit_code=returncode, checkpoint=checkpoint)
-        tail = "\n".join(self.stderr_tail)
-        if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
-            message = (
-                f"the engine was killed by SIGKILL (exit {returncode}), most likely by the kernel's out-of-memory "
-                f"killer (host memory). {OOM_REMEDY[0].upper()}{OOM_REMEDY[1:]}; or use a machine with more memory"
-            )
-            return Outcome(JobStatus.FAILED, _error("out_of_memory", _with_tail(message, tail)), exit_code=returncode)
-        how = f"was killed by {_signal_name(-returncode)}" if returncode < 0 else f"exited with {returncode}"
-        message = f"the engine {how} without reporting an outcome"
-        return Outcome(JobStatus.FAILED, _error("engine_crashed", _with_tail(message, tail)), exit_code=returncode)
+        if state.cancel_requested:
+            self.stopping.cancel(checkpoint=state.cancel_checkpoint)
 
     def finish(self, outcome: Outcome) -> bool:
         """Record the outcome (retrying while the database is away and our lease lasts); False when we lost the job."""
@@ -469,75 +335,6 @@ class JobRun:
                 self.log.warning("could not send the handed-back job again", exc_info=True)
         return status
 
-    # -- streams ---------------------------------------------------------------------------------------------------
-
-    def collect(self) -> None:
-        """Move the lines the readers have queued and the new complete lines of the events file to ``pending``.
-
-        Both sources are read once per tick; within a tick they are merged by time (a line's arrival, an event's
-        ``time``), so that a line printed after an event is stored after it."""
-        lines: list[tuple[float, store.Event]] = []
-        while True:
-            try:
-                stream, line, at = self.output.get_nowait()
-            except queue.Empty:
-                break
-            if line is None:
-                continue  # a reader reached the end of its pipe
-            if stream == "stderr":
-                self.stderr_tail.append(line)
-            lines.append((at, ("log", {"stream": stream, "line": line})))
-        read_at = time.time()
-        events = [(_event_time(data, read_at), (kind, data)) for kind, data in self.read_events()]
-        # a merge, not a sort: each source keeps its own order whatever its clock did
-        self.pending.extend(event for _, event in heapq.merge(lines, events, key=lambda item: item[0]))
-
-    def read_events(self) -> list[store.Event]:
-        try:
-            with self.events_file.open("rb") as f:
-                size = f.seek(0, os.SEEK_END)
-                if size < self.events_offset:
-                    self.log.warning(
-                        "events file shrank from %d to %d bytes: reading on from its end", self.events_offset, size
-                    )
-                    self.events_offset = size
-                f.seek(self.events_offset)
-                chunk = f.read()
-        except FileNotFoundError:
-            return []
-        end = chunk.rfind(b"\n") + 1  # a line without its newline is still being written
-        if end == 0:
-            return []
-        self.events_offset += end
-        events: list[store.Event] = []
-        for raw in chunk[:end].splitlines():
-            event = self.parse_event(raw)
-            if event is not None:
-                events.append((str(event["type"])[:32], event))
-        return events
-
-    def parse_event(self, raw: bytes) -> dict[str, Any] | None:
-        text = raw.decode("utf-8", errors="replace").strip()
-        if not text:
-            return None
-        try:
-            # Postgres' jsonb takes no NaN/Infinity: keep them as text (the engine writes them so already)
-            event = _clean(json.loads(text, parse_constant=str))
-        except json.JSONDecodeError:
-            self.log.warning("skipped an events line that is not JSON: %.200s", text)
-            return None
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            self.log.warning("skipped an events line without a type: %.200s", text)
-            return None
-        version = event.get("v")
-        if version != EVENTS_VERSION:
-            if version not in self.warned_versions:
-                self.warned_versions.add(version)
-                self.log.warning("events of format version %r are stored but not interpreted", version)
-        elif event["type"] == EventType.STATUS:
-            self.final_status = event
-        return event
-
     def flush(self, *, final: bool = False) -> None:
         """Store what is pending, in order. While the database is away the events wait here (and the run goes on)
         until the lease would run out; at the end of the run they are retried until then."""
@@ -569,115 +366,6 @@ class JobRun:
                 self.log.warning("database unavailable, retrying: %s", _first_line(exc))
                 time.sleep(1.0)
 
-    # -- the process group -----------------------------------------------------------------------------------------
-
-    def signal_group(self, sig: signal.Signals) -> None:
-        if self.pgid is None:
-            return
-        try:
-            os.killpg(self.pgid, sig)
-        except ProcessLookupError:
-            pass  # the group is empty: nothing left to stop
-
-
-_FINAL_STATUSES = {s.value for s in JobStatus if s.terminal}
-
-
-def _exited(pid: int) -> bool:
-    """Whether the child has exited, without reaping it (``WNOWAIT``)."""
-    try:
-        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
-    except ChildProcessError:
-        return True
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _dict_or_none(value: Any) -> dict[str, Any] | None:
-    return value if isinstance(value, dict) else None
-
-
-def _with_tail(message: str, tail: str) -> str:
-    """``message`` and as much of the end of ``tail`` (the last stderr lines) as fits in an error message."""
-    if not tail:
-        return message
-    head = f"{message}; last output:\n"
-    room = max(MAX_MESSAGE_CHARS - len(head), 0)
-    return head + tail[-room:]
-
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-
-def _clean(value: Any) -> Any:
-    """``value`` with every string storable in Postgres' jsonb: no NUL character, no lone surrogate (both can come
-    from ``\\u`` escapes)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "\ufffd")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "replace").decode("utf-8")
-        return value
-    if isinstance(value, dict):
-        return {_clean(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _event_time(event: dict[str, Any], default: float) -> float:
-    try:
-        return datetime.fromisoformat(str(event["time"])).timestamp()
-    except (KeyError, ValueError):
-        return default
-
-
-def _read_lines(stream: str, pipe: IO[bytes], out: queue.Queue[tuple[str, str | None, float]]) -> None:
-    """Reader thread: split a pipe into lines as a terminal shows them, put ``(stream, line, arrival time)`` on
-    ``out``, then ``(stream, None, ...)`` at its end. Blocking reads are fine here: each pipe has its own thread."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    pending = ""
-    fd = pipe.fileno()
-    try:
-        while True:
-            chunk = os.read(fd, 65536)
-            text = pending + decoder.decode(chunk, final=not chunk)
-            *lines, pending = text.split("\n")
-            for line in lines:
-                out.put((stream, _visible(line), time.time()))
-            pending = _compact(pending)
-            if len(pending) > MAX_LINE_CHARS:
-                out.put((stream, _visible(pending), time.time()))
-                pending = ""
-            if not chunk:
-                break
-        if pending.strip("\r"):
-            out.put((stream, _visible(pending), time.time()))
-    except OSError:
-        pass  # the pipe was closed under us
-    finally:
-        pipe.close()
-        out.put((stream, None, time.time()))
-
-
-def _visible(line: str) -> str:
-    """What a terminal shows of ``line``: the text after its last carriage return (a redrawn progress bar), without
-    NUL characters (Postgres' jsonb rejects them), cut at ``MAX_LINE_CHARS``."""
-    parts = [p for p in line.split("\r") if p]
-    text = parts[-1] if parts else ""
-    return text.replace("\x00", "\ufffd")[:MAX_LINE_CHARS]
-
-
-def _compact(pending: str) -> str:
-    # an unfinished line redrawn many times (a progress bar) keeps only its latest state, so memory stays bounded
-    if pending.count("\r") < 2:
-        return pending
-    return _visible(pending) + ("\r" if pending.endswith("\r") else "")
