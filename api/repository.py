@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from jobcore.models import Job, JobEvent
+from jobcore.transitions import JOB_EVENT, Transition
 
 MAX_EVENT_ID = 2**63 - 1  # the largest value of the event id column (BIGINT; SQLite INTEGER)
 
@@ -81,6 +82,14 @@ def lock_project_submissions(session: Session, project: str) -> None:
 
 def add_job(session: Session, job: Job) -> None:
     session.add(job)
+
+
+def apply(session: Session, job: Job, transition: Transition) -> None:
+    """Carry out a state change on a job this session holds (locked ``FOR UPDATE``, or just created): its values and
+    its ``job`` event."""
+    for name, value in transition.values.items():
+        setattr(job, name, value)
+    add_event(session, job, JOB_EVENT, transition.event_for(job.attempt or 0))
 
 
 def add_event(session: Session, job: Job, type_: str, data: dict[str, Any]) -> JobEvent:

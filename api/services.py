@@ -22,6 +22,7 @@ from api.deps import after_commit
 from api.errors import ApiError, not_found
 from api.resolve import parse_body, plan_submission, validate_config
 from finetuning.contract import EventType, last_complete_checkpoint
+from jobcore import transitions
 from jobcore.models import RESUMED_EVENT, TRAINING_KINDS, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
 
@@ -133,7 +134,7 @@ def submit_job(
     try:
         with guard:
             repository.add_job(session, job)
-            repository.add_event(session, job, "job", {"status": JobStatus.QUEUED.value, "attempt": 0})
+            repository.apply(session, job, transitions.submitted())
             session.flush()  # one flush: the unit of work inserts the job before the event that refers to it
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the unique index: answer with its job
@@ -230,21 +231,12 @@ def cancel_job(session: Session, project: str, job_id: str, *, checkpoint: bool 
         raise not_found("job", job_id)
     status = JobStatus(job.status)
     if status == JobStatus.QUEUED:
-        job.status = JobStatus.CANCELLED.value
-        job.cancel_requested = True
-        job.finished_at = utcnow()
-        data: dict[str, Any] = {"status": job.status, "attempt": job.attempt}
-        if checkpoint and (job.artifacts or {}).get("checkpoint"):
-            data["checkpoint"] = job.artifacts["checkpoint"]  # saved when an earlier run was handed back
-        repository.add_event(session, job, "job", data)
+        # a checkpoint an earlier run saved (it was handed back) is named: the job can be resumed from it
+        saved = (job.artifacts or {}).get("checkpoint") if checkpoint else None
+        repository.apply(session, job, transitions.cancelled_while_queued(utcnow(), saved))
     elif status == JobStatus.RUNNING:
-        job.status = JobStatus.CANCEL_REQUESTED.value
-        job.cancel_requested = True
-        job.cancel_checkpoint = checkpoint and job.kind in TRAINING_KINDS
-        data = {"status": job.status, "attempt": job.attempt}
-        if job.cancel_checkpoint:
-            data["save_checkpoint"] = True
-        repository.add_event(session, job, "job", data)
+        save = checkpoint and job.kind in TRAINING_KINDS
+        repository.apply(session, job, transitions.cancel_requested(save_checkpoint=save))
     elif status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         raise ApiError(
             409, "job_finished", f"job {job.id} already {status.value}; only a queued or running job can be cancelled"
@@ -274,18 +266,7 @@ def resume_job(session: Session, settings: ServiceSettings, project: str, job_id
             f"job {job.id} saved no checkpoint to resume from; cancel with ?checkpoint=true, or set "
             "training_args.save_strategy to save checkpoints while training",
         )
-    job.status = JobStatus.QUEUED.value
-    job.cancel_requested = False
-    job.cancel_checkpoint = False
-    job.error = None
-    job.finished_at = None
-    job.worker = None
-    job.lease_expires_at = None
-    job.not_before = None
-    job.uncounted_attempts = job.attempt  # a fresh max_attempts budget
-    job.artifacts = {**(job.artifacts or {}), "checkpoint": str(checkpoint)}
-    data = {"status": job.status, "attempt": job.attempt, "reason": "resumed", "checkpoint": str(checkpoint)}
-    repository.add_event(session, job, "job", data)
+    repository.apply(session, job, transitions.resumed(job.attempt, dict(job.artifacts or {}), str(checkpoint)))
     session.flush()
     after_commit(session, partial(_dispatch, settings, job.id, job.queue))
     return job

@@ -12,15 +12,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobcore import transitions
 from jobcore.db import transaction, unpooled_sessions
-from jobcore.models import ACTIVE_STATUSES, Job, JobEvent, JobStatus
+from jobcore.models import ACTIVE_STATUSES, Job, JobStatus
 from jobcore.settings import ServiceSettings
-from worker.store import JOB_EVENT, _now, record_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -53,87 +52,86 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
     uncounted) never reach this: they are queued and sent again by that worker."""
     from worker.dispatch import enqueue_job
 
-    send = dispatch or enqueue_job
     report = Recovery()
-    to_send: list[tuple[str, str, float]] = []
     # unpooled: this runs in Celery's main process, which forks pool processes that must not share a connection
     with transaction(_sessions(settings.database_url)) as session:
-        now = _now(session)
-        quiet = now - timedelta(seconds=settings.lease_seconds)
-        # the same instant as a value, for the events and the back-off
-        clock = now if isinstance(now, datetime) else session.execute(select(now)).scalar_one()
-        lost = session.execute(
-            select(Job.id, Job.attempt, Job.uncounted_attempts, Job.queue, Job.cancel_requested)
-            .where(Job.status.in_(ACTIVE_STATUSES), Job.lease_expires_at < now)
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job_id, attempt, uncounted, queue, cancel_requested in lost:
-            still_lost = and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE_STATUSES))
-            # hand-backs (a worker shut down cleanly) and the runs before a resume don't count
-            counted = attempt - (uncounted or 0)
-            entry: dict[str, Any] = {"ended_at": clock.isoformat(), "reason": "worker_lost"}
-            if cancel_requested:
-                values: dict[str, Any] = {"status": JobStatus.CANCELLED.value, "finished_at": now}
-                report.cancelled.append(job_id)
-                event: dict[str, Any] = {
-                    "status": JobStatus.CANCELLED.value,
-                    "attempt": attempt,
-                    "reason": "worker_lost",
-                }
-                entry["outcome"] = "cancelled"
-            elif counted >= settings.max_attempts:
-                error = {
-                    "code": "worker_lost",
-                    "message": f"the worker running this job stopped answering, {counted} times: given up",
-                    "param": None,
-                }
-                values = {"status": JobStatus.FAILED.value, "finished_at": now, "error": error}
-                report.failed.append(job_id)
-                event = {"status": JobStatus.FAILED.value, "attempt": attempt, "error": error}
-                entry["outcome"] = "failed"
-            else:
-                delay = backoff_seconds(settings, counted)
-                not_before = clock + timedelta(seconds=delay)
-                values = {"status": JobStatus.QUEUED.value, "worker": None, "not_before": not_before}
-                report.requeued.append(job_id)
-                to_send.append((job_id, queue, delay))
-                event = {
-                    "status": JobStatus.QUEUED.value,
-                    "attempt": attempt,
-                    "reason": "worker_lost",
-                    "retry_in_s": delay,
-                    "not_before": not_before.isoformat(),
-                }
-                entry["outcome"] = "lost"
-            done = session.execute(
-                update(Job)
-                .where(still_lost)
-                .values(lease_expires_at=None, updated_at=now, **values)
-                .returning(Job.id)
-                .execution_options(synchronize_session=False)
-            ).first()
-            if done is None:
-                continue
-            session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=event, attempt=attempt))
-            record_attempt(session, job_id, attempt, entry)
-        waiting = session.execute(
-            select(Job.id, Job.queue)
-            .where(
-                Job.status == JobStatus.QUEUED.value,
-                Job.updated_at < quiet,
-                # a job waiting out its back-off has its message (with a countdown) in the queue already
-                or_(Job.not_before.is_(None), Job.not_before < quiet),
-            )
-            .with_for_update(skip_locked=True)
-        ).all()
-        for job_id, queue in waiting:
-            # touched, so the next pass waits another lease period before sending it again
-            session.execute(
-                update(Job).where(Job.id == job_id).values(updated_at=now).execution_options(synchronize_session=False)
-            )
-            report.redispatched.append(job_id)
-            to_send.append((job_id, queue, 0.0))
-    for job_id, queue, delay in to_send:  # after the commit: a worker that takes the message finds the job claimable
+        to_send = _settle_lost(session, settings, report) + _waiting_too_long(session, settings, report)
+    _send(settings, dispatch or enqueue_job, to_send)  # after the commit: a worker that takes it finds it claimable
+    for name in ("requeued", "failed", "cancelled", "redispatched"):
+        if getattr(report, name):
+            logger.warning("recovery: %s %s", name, ", ".join(getattr(report, name)))
+    return report
+
+
+Message = tuple[str, str, float]  # job id, queue, countdown in seconds
+
+
+def _settle_lost(session: Session, settings: ServiceSettings, report: Recovery) -> list[Message]:
+    """Jobs whose lease expired: cancelled (a cancel was asked), failed (lost ``max_attempts`` times) or requeued
+    with a back-off; the messages of the requeued ones."""
+    now = transitions.db_now(session)
+    # the same instant as a value, for the events and the back-off
+    clock = now if isinstance(now, datetime) else session.execute(select(now)).scalar_one()
+    lost = session.execute(
+        select(Job.id, Job.attempt, Job.uncounted_attempts, Job.queue, Job.cancel_requested)
+        .where(Job.status.in_(ACTIVE_STATUSES), Job.lease_expires_at < now)
+        .with_for_update(skip_locked=True)
+    ).all()
+    messages: list[Message] = []
+    for job_id, attempt, uncounted, queue, cancel_requested in lost:
+        # hand-backs (a worker shut down cleanly) and the runs before a resume don't count
+        counted = attempt - (uncounted or 0)
+        delay = backoff_seconds(settings, counted)
+        if cancel_requested:
+            transition, outcome = transitions.lost_cancelled(now), report.cancelled
+        elif counted >= settings.max_attempts:
+            transition, outcome = transitions.lost_failed(now, counted), report.failed
+        else:
+            transition = transitions.lost_requeued(now, delay, clock + timedelta(seconds=delay))
+            outcome = report.requeued
+        still_lost = and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE_STATUSES))
+        done = session.execute(
+            update(Job)
+            .where(still_lost)
+            .values(**transition.values)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if done is None:  # claimed or finished meanwhile
+            continue
+        outcome.append(job_id)
+        if outcome is report.requeued:
+            messages.append((job_id, queue, delay))
+        transitions.record(session, job_id, attempt, transition, clock)
+    return messages
+
+
+def _waiting_too_long(session: Session, settings: ServiceSettings, report: Recovery) -> list[Message]:
+    """Queued jobs no worker claimed for a lease period (their message was lost: a broker restart without
+    persistence, a failed send): sent again."""
+    now = transitions.db_now(session)
+    quiet = now - timedelta(seconds=settings.lease_seconds)
+    waiting = session.execute(
+        select(Job.id, Job.queue)
+        .where(
+            Job.status == JobStatus.QUEUED.value,
+            Job.updated_at < quiet,
+            # a job waiting out its back-off has its message (with a countdown) in the queue already
+            or_(Job.not_before.is_(None), Job.not_before < quiet),
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    for job_id, _queue in waiting:
+        # touched, so the next pass waits another lease period before sending it again
+        session.execute(
+            update(Job).where(Job.id == job_id).values(updated_at=now).execution_options(synchronize_session=False)
+        )
+        report.redispatched.append(job_id)
+    return [(job_id, queue, 0.0) for job_id, queue in waiting]
+
+
+def _send(settings: ServiceSettings, send: Dispatch, messages: list[Message]) -> None:
+    for job_id, queue, delay in messages:
         try:
             if delay > 0 and _takes_countdown(send):
                 send(settings, job_id, queue, countdown=delay)
@@ -141,10 +139,6 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
                 send(settings, job_id, queue)
         except Exception:  # the broker is down: the next pass sends it again
             logger.warning("could not re-send job %s to queue %s", job_id, queue, exc_info=True)
-    for name in ("requeued", "failed", "cancelled", "redispatched"):
-        if getattr(report, name):
-            logger.warning("recovery: %s %s", name, ", ".join(getattr(report, name)))
-    return report
 
 
 def backoff_seconds(settings: ServiceSettings, counted: int) -> float:

@@ -1,5 +1,8 @@
 """Every database access of the worker, each in one short transaction through ``session_scope``.
 
+The state changes themselves (row values, ``job`` event, attempt history) are :mod:`jobcore.transitions`'; this
+module carries them out behind its fence.
+
 Fencing: a claim increments ``jobs.attempt`` and the claimant keeps that number as its token. Every later write
 (lease renewal, events, the outcome) is conditioned on ``attempt`` still matching and the job still being active, so
 a worker that lost its job (lease expired, another worker claimed it) can write nothing more, and terminal statuses
@@ -21,15 +24,15 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from finetuning.contract import EVENTS_VERSION, EventType, checkpoint_step
+from jobcore import transitions
 from jobcore.db import session_scope
-from jobcore.models import ACTIVE_STATUSES, RESUMED_EVENT, Job, JobEvent, JobStatus, utcnow
+from jobcore.models import ACTIVE_STATUSES, RESUMED_EVENT, Job, JobEvent, JobStatus
 from jobcore.settings import ServiceSettings
+from jobcore.transitions import db_now, logged_step
 
 # The fields of an engine ``progress`` event that make up ``job.progress``.
 PROGRESS_FIELDS = ("step", "total_steps", "percent", "elapsed_s", "eta_s")
-# The engine event format this worker understands (docs/events.md); others are stored but not interpreted.
-# Service events the worker writes beside the engine's: the job's own transitions, and the child process.
-JOB_EVENT = "job"
+# The service event the worker writes beside the engine's and the job's own transitions: the child process.
 PROCESS_EVENT = "process"
 
 Event = tuple[str, dict[str, Any]]
@@ -58,13 +61,6 @@ class LeaseState:
     cancel_checkpoint: bool = False  # the cancel asks for a checkpoint first
 
 
-def _now(session: Session) -> Any:
-    """The clock leases are stamped with: the database's on Postgres, this process' UTC time elsewhere."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.now()
-    return utcnow()
-
-
 def _held(job_id: str, attempt: int) -> ColumnElement[bool]:
     return and_(Job.id == job_id, Job.attempt == attempt, Job.status.in_(ACTIVE_STATUSES))
 
@@ -74,21 +70,14 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
     elsewhere with a live lease, finished, cancelled, unknown). One atomic UPDATE, so of two concurrent deliveries
     exactly one wins."""
     with session_scope(settings.database_url) as session:
-        now = _now(session)
+        now = db_now(session)
         lease_expired = or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < now)
         claimable = or_(Job.status == JobStatus.QUEUED.value, and_(Job.status.in_(ACTIVE_STATUSES), lease_expired))
+        transition = transitions.claimed(worker_name, now, settings.lease_seconds)
         row = session.execute(
             update(Job)
             .where(Job.id == job_id, claimable)
-            .values(
-                status=JobStatus.RUNNING.value,
-                attempt=Job.attempt + 1,
-                worker=worker_name,
-                lease_expires_at=now + timedelta(seconds=settings.lease_seconds),
-                started_at=func.coalesce(Job.started_at, now),
-                updated_at=now,
-                not_before=None,
-            )
+            .values(**transition.values)
             .returning(
                 Job.kind,
                 Job.resolved,
@@ -102,10 +91,7 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
         ).first()
         if row is None:
             return None
-        data = {"status": JobStatus.RUNNING.value, "attempt": row.attempt, "worker": worker_name}
-        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=row.attempt))
-        entry = {"attempt": row.attempt, "worker": worker_name, "started_at": _iso(row.updated_at)}
-        record_attempt(session, job_id, row.attempt, entry, ended_at=row.updated_at)
+        transitions.record(session, job_id, row.attempt, transition, row.updated_at)
         checkpoint = (row.artifacts or {}).get("checkpoint")
         return Claim(
             job_id,
@@ -118,50 +104,10 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
         )
 
 
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def record_attempt(
-    session: Session, job_id: str, attempt: int, changes: dict[str, Any], *, ended_at: Any = None
-) -> None:
-    """Update the history entry of ``attempt`` in ``jobs.attempts`` with ``changes`` (adding it when new). A new
-    entry closes an earlier one still open (its worker was lost: ``outcome`` lost, ended at ``ended_at``). Called after
-    an UPDATE of the job in the same transaction, which holds the row's lock."""
-    history = list(session.execute(select(Job.attempts).where(Job.id == job_id)).scalar() or [])
-    for entry in history:
-        if entry.get("attempt") == attempt:
-            entry.update(changes)
-            if changes.get("ended_at") and "last_step" not in entry:
-                entry["last_step"] = attempt_last_step(session, job_id, attempt)
-            break
-    else:
-        for entry in history:
-            if entry.get("ended_at") is None:
-                entry.update(ended_at=_iso(ended_at), outcome="lost", reason=entry.get("reason") or "worker_lost")
-                if "last_step" not in entry and isinstance(entry.get("attempt"), int):
-                    entry["last_step"] = attempt_last_step(session, job_id, entry["attempt"])
-        history.append(
-            {
-                "attempt": attempt,
-                "worker": None,
-                "started_at": None,
-                "ended_at": None,
-                "outcome": "running",
-                "reason": None,
-                "checkpoint": None,
-                **changes,
-            }
-        )
-    session.execute(
-        update(Job).where(Job.id == job_id).values(attempts=history).execution_options(synchronize_session=False)
-    )
-
-
 def renew_lease(settings: ServiceSettings, job_id: str, attempt: int) -> LeaseState:
     """Extend the lease by ``lease_seconds`` if ``attempt`` still holds the job; report a requested cancel."""
     with session_scope(settings.database_url) as session:
-        now = _now(session)
+        now = db_now(session)
         row = session.execute(
             update(Job)
             .where(_held(job_id, attempt))
@@ -204,7 +150,7 @@ def append_events(settings: ServiceSettings, job_id: str, attempt: int, events: 
         row = session.execute(
             update(Job)
             .where(_held(job_id, attempt))
-            .values(updated_at=_now(session))
+            .values(updated_at=db_now(session))
             .returning(Job.resolved)
             .execution_options(synchronize_session=False)
         ).first()
@@ -264,26 +210,13 @@ def _resumed_checkpoint(row: dict[str, Any]) -> tuple[str, int] | None:
     return (checkpoint, step) if step is not None else None
 
 
-def _step() -> Any:
-    return JobEvent.data["step"].as_integer()
-
-
-def attempt_last_step(session: Session, job_id: str, attempt: int) -> int | None:
-    """The last training step an attempt logged (None when it logged none)."""
-    query = select(func.max(_step())).where(
-        JobEvent.job_id == job_id, JobEvent.attempt == attempt, JobEvent.type == EventType.METRICS
-    )
-    value = session.scalar(query)
-    return int(value) if value is not None else None
-
-
 def record_resume(session: Session, job_id: str, attempt: int, checkpoint: str, step: int) -> None:
     """``attempt`` resumed from ``checkpoint`` (its ``step``): a ``resumed`` event saying what it re-runs, and in the
     attempt history where it started and what the earlier attempt lost (the steps after the checkpoint it had done,
     and the seconds from that checkpoint's step to its last logged step)."""
     metrics = (JobEvent.job_id == job_id, JobEvent.type == EventType.METRICS)
     earlier = session.execute(
-        select(JobEvent.attempt, func.max(_step()))
+        select(JobEvent.attempt, func.max(logged_step()))
         .where(*metrics, JobEvent.attempt < attempt)
         .group_by(JobEvent.attempt)
         .order_by(JobEvent.attempt.desc())
@@ -293,11 +226,11 @@ def record_resume(session: Session, job_id: str, attempt: int, checkpoint: str, 
         lost_attempt, last_step = int(earlier[0]), int(earlier[1])
         of_lost = (*metrics, JobEvent.attempt == lost_attempt)
         ended = session.scalar(select(func.max(JobEvent.created_at)).where(*of_lost))
-        began = session.scalar(select(func.max(JobEvent.created_at)).where(*of_lost, _step() <= step))
+        began = session.scalar(select(func.max(JobEvent.created_at)).where(*of_lost, logged_step() <= step))
         began = began or session.scalar(select(func.min(JobEvent.created_at)).where(*of_lost))
         seconds = round(max(0.0, (ended - began).total_seconds()), 1) if ended and began else None
         rerun = {"attempt": lost_attempt, "from_step": step + 1, "to_step": last_step, "lost_seconds": seconds}
-        record_attempt(
+        transitions.record_attempt(
             session,
             job_id,
             lost_attempt,
@@ -305,7 +238,7 @@ def record_resume(session: Session, job_id: str, attempt: int, checkpoint: str, 
         )
     data = {"attempt": attempt, "checkpoint": checkpoint, "from_step": step, "rerun": rerun}
     session.execute(insert(JobEvent).values(job_id=job_id, type=RESUMED_EVENT, data=data, attempt=attempt))
-    record_attempt(session, job_id, attempt, {"resumed_from": {"checkpoint": checkpoint, "step": step}})
+    transitions.record_attempt(session, job_id, attempt, {"resumed_from": {"checkpoint": checkpoint, "step": step}})
 
 
 def finish_job(
@@ -324,50 +257,26 @@ def finish_job(
     the lease; add a ``job`` event; close the attempt's history entry. ``checkpoint``: the folder the run saved when it
     was stopped (a cancel with checkpoint), kept as ``artifacts.checkpoint`` to resume from. False (nothing written)
     when ``attempt`` no longer holds the job."""
-    status = JobStatus(status)
-    if not status.terminal:
-        raise ValueError(f"finish_job needs a terminal status, not {status.value}")
     with session_scope(settings.database_url) as session:
-        now = _now(session)
-        values: dict[str, Any] = {
-            "status": status.value,
-            "error": error,
-            "finished_at": now,
-            "lease_expires_at": None,
-            "updated_at": now,
-        }
-        if checkpoint is not None:
-            artifacts = {**(artifacts or {}), "checkpoint": checkpoint}
-        if artifacts is not None:
-            values["artifacts"] = artifacts
-            if artifacts.get("mlflow_run_id"):
-                values["mlflow_run_id"] = str(artifacts["mlflow_run_id"])[:64]
-        if metrics is not None:
-            values["metrics"] = metrics
+        transition = transitions.finished(
+            JobStatus(status),
+            db_now(session),
+            error=error,
+            artifacts=artifacts,
+            metrics=metrics,
+            exit_code=exit_code,
+            checkpoint=checkpoint,
+        )
         row = session.execute(
             update(Job)
             .where(_held(job_id, attempt))
-            .values(**values)
+            .values(**transition.values)
             .returning(Job.finished_at)
             .execution_options(synchronize_session=False)
         ).first()
         if row is None:
             return False
-        data: dict[str, Any] = {"status": status.value, "attempt": attempt}
-        if error is not None:
-            data["error"] = error
-        if exit_code is not None:
-            data["exit_code"] = exit_code
-        if checkpoint is not None:
-            data["checkpoint"] = checkpoint
-        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=attempt))
-        entry = {
-            "ended_at": _iso(row.finished_at),
-            "outcome": status.value,
-            "reason": error.get("code") if error else None,
-            "checkpoint": checkpoint,
-        }
-        record_attempt(session, job_id, attempt, entry)
+        transitions.record(session, job_id, attempt, transition, row.finished_at)
     return True
 
 
@@ -378,41 +287,25 @@ def hand_back(settings: ServiceSettings, job_id: str, attempt: int, checkpoint: 
     "worker_shutdown", "checkpoint"}``. A cancel requested meanwhile wins: the job ends ``cancelled``. Returns the
     status written (``queued``, ``cancelled``), None (nothing written) when ``attempt`` no longer holds the job."""
     with session_scope(settings.database_url) as session:
-        now = _now(session)
+        now = db_now(session)
         row = session.execute(
             select(Job.status, Job.cancel_requested, Job.artifacts).where(_held(job_id, attempt)).with_for_update()
         ).first()
         if row is None:
             return None
-        artifacts = dict(row.artifacts or {})
-        if checkpoint is not None:
-            artifacts["checkpoint"] = checkpoint
         cancelled = bool(row.cancel_requested) or row.status == JobStatus.CANCEL_REQUESTED.value
-        values: dict[str, Any] = {"lease_expires_at": None, "updated_at": now, "artifacts": artifacts}
-        if cancelled:
-            values.update(status=JobStatus.CANCELLED.value, finished_at=now)
-        else:
-            values.update(status=JobStatus.QUEUED.value, worker=None, uncounted_attempts=Job.uncounted_attempts + 1)
+        transition = transitions.handed_back(now, dict(row.artifacts or {}), checkpoint, cancelled=cancelled)
         ended = session.execute(
             update(Job)
             .where(_held(job_id, attempt))
-            .values(**values)
+            .values(**transition.values)
             .returning(Job.updated_at)
             .execution_options(synchronize_session=False)
         ).first()
         if ended is None:
             return None
-        status = JobStatus.CANCELLED.value if cancelled else JobStatus.QUEUED.value
-        data: dict[str, Any] = {"status": status, "attempt": attempt, "reason": "worker_shutdown"}
-        data["checkpoint"] = checkpoint
-        session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=attempt))
-        entry = {
-            "ended_at": _iso(ended.updated_at),
-            "outcome": "cancelled" if cancelled else "handed_back",
-            "reason": "worker_shutdown",
-            "checkpoint": checkpoint,
-        }
-        record_attempt(session, job_id, attempt, entry)
+        transitions.record(session, job_id, attempt, transition, ended.updated_at)
+        status = str(transition.values["status"])
     return status
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from finetuning.tiny import tiny_chat_records, write_jsonl
 from jobcore.db import session_scope
-from jobcore.models import Base, Job, JobEvent, JobStatus, new_id
+from jobcore.models import Base, Job, JobEvent, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
 from worker import store
 from worker.celery_app import broker_transport_options, create_celery
@@ -268,7 +268,7 @@ def claim_flow(settings: ServiceSettings) -> None:
     # the lease runs out (its worker died): the next delivery claims it with a new fencing token
     with session_scope(settings.database_url) as session:
         session.execute(
-            update(Job).where(Job.id == job_id).values(lease_expires_at=store.utcnow() - timedelta(seconds=1))
+            update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
     second = store.claim_job(settings, job_id, "w2")
     assert second is not None
