@@ -71,23 +71,10 @@ def start_worker(environ: Mapping[str, str], queue: str, concurrency: int) -> su
     from jobcore.process import die_with_parent
 
     # its own session (a Ctrl-C at the terminal is handled here), but it dies with us even if we are SIGKILLed
+    from worker.celery_app import worker_command
+
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "--queues",
-            queue,
-            "--concurrency",
-            str(concurrency),
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
+        worker_command(sys.executable, queue, concurrency=concurrency),
         env=dict(environ),
         start_new_session=True,
         preexec_fn=die_with_parent(),

@@ -30,6 +30,7 @@ if str(REPO_ROOT) not in sys.path:
 from scripts.test_services import free_port  # noqa: E402
 from tests.chaos.local_redis import LocalRedis  # noqa: E402
 from tests.local_postgres import LocalPostgres, migrate  # noqa: E402
+from tests.workers import spawn_worker, wait_answering  # noqa: E402
 
 T = TypeVar("T")
 PROJECT = "chaos"
@@ -256,34 +257,7 @@ class Cluster:
             self.worker_count += 1
             name = f"w{self.worker_count}@chaos"
         log_path = self.log_dir / f"{name.split('@')[0]}.log"
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "worker.celery_app",
-                "worker",
-                "--queues",
-                self.queue,
-                "--concurrency",
-                "1",
-                "--pool",
-                "prefork",
-                "--hostname",
-                name,
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-            ],
-            cwd=REPO_ROOT,
-            env=self.env(),
-            stdin=subprocess.DEVNULL,
-            stdout=log_path.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        process = spawn_worker(self.env(), self.queue, name, log_path)
         worker = WorkerProc(name, process, log_path)
         with self.lock:
             self.workers.append(worker)
@@ -292,17 +266,9 @@ class Cluster:
 
     def wait_workers(self, workers: list[WorkerProc], timeout: float = 60) -> float | None:
         """The time every worker in ``workers`` (the alive ones) answered a ping; None on timeout."""
-        deadline = time.monotonic() + timeout
-        pending = {w.name for w in workers if w.alive}
-        while pending and time.monotonic() < deadline:
-            try:
-                replies = self.celery().control.ping(destination=sorted(pending), timeout=0.5)
-            except Exception:  # the broker is away
-                time.sleep(0.2)
-                continue
-            for reply in replies:
-                pending -= set(reply)
-            pending &= {w.name for w in workers if w.alive}
+        alive = {w.name for w in workers if w.alive}
+        by_name = {w.name: w for w in workers}
+        pending = wait_answering(self.celery(), alive, timeout, alive=lambda name: by_name[name].alive)
         return None if pending else now()
 
     def live_workers(self) -> list[WorkerProc]:

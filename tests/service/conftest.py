@@ -7,17 +7,25 @@ and ``FINETUNING_TEST_REDIS`` (default ``redis://127.0.0.1:6379``); ``make test`
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api import services
+from api.main import create_app
+from jobcore.db import session_scope
+from jobcore.models import Job
 from jobcore.settings import ServiceSettings
+from tests.service.api_helpers import Caller, sft_body
+from tests.workers import spawn_worker, stop_worker, wait_answering
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("FINETUNING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
@@ -123,59 +131,16 @@ def data_dir(settings: ServiceSettings) -> Path:
 
 def start_worker(settings: ServiceSettings, log_path: Path, *, hostname: str) -> subprocess.Popen[bytes]:
     """A real Celery worker process consuming the test queue; returns once it answers a ping."""
-    env = {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    log = log_path.open("ab")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker.celery_app",
-            "worker",
-            "--queues",
-            settings.default_queue,
-            "--concurrency",
-            "1",
-            "--pool",
-            "prefork",
-            "--hostname",
-            hostname,
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     from worker.celery_app import create_celery
 
-    app = create_celery(settings)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited: see {log_path}")
-        replies = app.control.ping(destination=[hostname], timeout=0.5)
-        if replies:
-            return process
-    process.kill()
-    raise RuntimeError(f"the Celery worker did not answer within 60 s: see {log_path}")
-
-
-def stop_worker(process: subprocess.Popen[bytes]) -> None:
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    env = {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    process = spawn_worker(env, settings.default_queue, hostname, log_path)
+    if wait_answering(create_celery(settings), [hostname], 60, alive=lambda _: process.poll() is None):
+        process.kill()
+        raise RuntimeError(f"the Celery worker did not answer within 60 s: see {log_path}")
+    if process.poll() is not None:
+        raise RuntimeError(f"the Celery worker exited: see {log_path}")
+    return process
 
 
 @pytest.fixture(scope="session")
@@ -208,3 +173,50 @@ def base_url(settings: ServiceSettings, celery_worker: subprocess.Popen[bytes]) 
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+# -- the API without a worker (tests/service/test_api_*.py) ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_client(settings: ServiceSettings) -> Iterator[TestClient]:
+    # fast stream timings, so SSE and follow tests take fractions of a second
+    app = create_app(settings, heartbeat_seconds=0.2, poll_seconds=0.02)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+@pytest.fixture
+def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, bool]]:
+    """Replaces the enqueue hook; records (job id, queue, whether the job was already committed)."""
+    calls: list[tuple[str, str, bool]] = []
+
+    def record(app_settings: ServiceSettings, job_id: str, queue: str) -> None:
+        with session_scope(app_settings.database_url) as session:  # another connection sees only committed rows
+            committed = session.get(Job, job_id) is not None
+        calls.append((job_id, queue, committed))
+
+    monkeypatch.setattr(services, "enqueue_job", record)
+    return calls
+
+
+@pytest.fixture
+def caller(app_client: TestClient, settings: ServiceSettings, enqueued: list[Any]) -> Caller:
+    return Caller(app_client, settings)
+
+
+@pytest.fixture
+def other(app_client: TestClient, settings: ServiceSettings) -> Caller:
+    return Caller(app_client, settings)
+
+
+@pytest.fixture(scope="module")
+def data_file(data_dir: Path) -> Path:
+    path = data_dir / "chat.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    return path
+
+
+@pytest.fixture
+def body(tiny_model_dir: Path, data_file: Path) -> dict[str, Any]:
+    return sft_body(tiny_model_dir, data_file)

@@ -11,7 +11,8 @@ from redis import exceptions as redis_errors
 
 from jobcore.settings import ServiceSettings
 from tests.chaos.local_redis import LocalRedis
-from tests.service.conftest import start_worker, stop_worker
+from tests.service.conftest import start_worker
+from tests.workers import stop_worker
 
 pytestmark = pytest.mark.skipif(not LocalRedis.available(), reason="redis-server is not installed")
 

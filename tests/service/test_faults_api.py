@@ -35,7 +35,7 @@ from jobcore.db import engine_for, session_scope
 from jobcore.models import JobStatus
 from jobcore.settings import ServiceSettings
 from tests.local_postgres import LocalPostgres, migrate
-from tests.service.test_api import Caller, assert_error, insert_events, insert_job, set_job, sft_body
+from tests.service.api_helpers import Caller, assert_error, insert_events, insert_job, set_job, sft_body
 
 pytestmark = pytest.mark.skipif(
     not LocalPostgres.available(),

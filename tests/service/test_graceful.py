@@ -22,7 +22,8 @@ from finetuning.tiny import tiny_chat_records, write_jsonl
 from jobcore.db import session_scope
 from jobcore.models import Job, JobEvent, new_id
 from jobcore.settings import ServiceSettings
-from tests.service.conftest import start_worker, stop_worker
+from tests.service.conftest import start_worker
+from tests.workers import stop_worker
 from worker import shutdown
 from worker.dispatch import enqueue_job
 

@@ -27,8 +27,8 @@ from sqlalchemy import create_engine, make_url, text
 
 from bench.loadgen import Request, Result, burst
 from jobcore.settings import ServiceSettings
+from tests.service.api_helpers import make_token, new_project, sft_body
 from tests.service.conftest import REPO_ROOT, settings_env
-from tests.service.test_api import make_token, new_project, sft_body
 
 pytestmark = pytest.mark.slow
 

@@ -32,7 +32,8 @@ from jobcore.logs import JsonFormatter, job_context, use_json_logs
 from jobcore.models import Base, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
 from jobcore.stats import query_job_stats
-from tests.service.conftest import start_worker, stop_worker
+from tests.service.conftest import start_worker
+from tests.workers import stop_worker
 from worker.dispatch import enqueue_job
 from worker.observability import WorkerCollector
 from worker.runner import run_job

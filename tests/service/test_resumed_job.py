@@ -23,9 +23,10 @@ from finetuning.tiny import tiny_chat_records, write_jsonl
 from jobcore.db import session_scope
 from jobcore.models import JobEvent, new_id
 from jobcore.settings import ServiceSettings
-from tests.service.conftest import start_worker, stop_worker
-from tests.service.test_api import make_token
+from tests.service.api_helpers import make_token
+from tests.service.conftest import start_worker
 from tests.service.test_graceful import get_job, insert_job, sft_config, wait_for
+from tests.workers import stop_worker
 from worker.dispatch import enqueue_job
 from worker.recovery import recover
 

@@ -13,8 +13,9 @@ from finetuning.tiny import tiny_chat_records, write_jsonl
 from jobcore.models import new_id
 from jobcore.settings import ServiceSettings
 from tests.chaos.local_redis import LocalRedis
-from tests.service.conftest import start_worker, stop_worker
+from tests.service.conftest import start_worker
 from tests.service.test_worker import get_events, get_job, insert_job, sft_config, wait_for, wait_terminal
+from tests.workers import stop_worker
 from worker.dispatch import enqueue_job
 
 pytestmark = pytest.mark.skipif(not LocalRedis.available(), reason="redis-server is not installed")

@@ -267,9 +267,7 @@ def claim_flow(settings: ServiceSettings) -> None:
 
     # the lease runs out (its worker died): the next delivery claims it with a new fencing token
     with session_scope(settings.database_url) as session:
-        session.execute(
-            update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
-        )
+        session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
     second = store.claim_job(settings, job_id, "w2")
     assert second is not None
     assert second.attempt == 2
