@@ -57,6 +57,7 @@ def _checked_project(caller: Caller, job_id: str) -> Callable[[Session], str]:
 @router.get(
     "/events",
     name="list_job_events",
+    summary="List a job's events",
     response_model=EventPage,
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses(401, 404)},
 )
@@ -85,6 +86,7 @@ async def list_job_events(
 @router.get(
     "/events/stream",
     name="stream_job_events",
+    summary="Stream a job's events (server-sent events)",
     response_class=StreamingResponse,
     responses={**SSE_RESPONSE, **error_responses(401, 404, 422)},
 )
@@ -105,6 +107,7 @@ async def stream_job_events(
 @router.get(
     "/logs",
     name="get_job_logs",
+    summary="Get a job's log lines",
     response_class=PlainTextResponse,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses(401, 404)},
 )
@@ -121,7 +124,13 @@ async def get_job_logs(
     return StreamingResponse(stream, media_type="text/plain; charset=utf-8", headers=SSE_HEADERS if follow else None)
 
 
-@router.get("/metrics", name="get_job_metrics", response_model=JobMetrics, responses=error_responses(401, 404))
+@router.get(
+    "/metrics",
+    name="get_job_metrics",
+    summary="Get a job's metrics series",
+    response_model=JobMetrics,
+    responses=error_responses(401, 404),
+)
 async def get_job_metrics(
     job_id: str,
     database: DatabaseDep,
@@ -144,6 +153,7 @@ async def get_job_metrics(
 @router.get(
     "/output",
     name="get_job_output",
+    summary="Get a job's output",
     response_model=list[dict[str, Any]],
     responses={
         200: {"content": {"application/yaml": {"schema": {"type": "string"}}}},

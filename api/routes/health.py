@@ -16,7 +16,13 @@ router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_S = 2.0
 
 
-@router.get("/healthz", name="get_health", response_model=Health, responses=error_responses(database=False))
+@router.get(
+    "/healthz",
+    name="get_health",
+    summary="Check liveness",
+    response_model=Health,
+    responses=error_responses(database=False),
+)
 async def get_health() -> Health:
     """The process answers (liveness): no database, no worker thread, so it answers at once under any load."""
     return Health(status="ok")
@@ -43,7 +49,13 @@ def _check_broker(url: str) -> None:
         connection.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
 
 
-@router.get("/readyz", name="get_readiness", response_model=Readiness, responses=error_responses(503))
+@router.get(
+    "/readyz",
+    name="get_readiness",
+    summary="Check readiness (database and broker)",
+    response_model=Readiness,
+    responses=error_responses(503),
+)
 async def get_readiness(database: DatabaseDep, settings: SettingsDep) -> Readiness:
     """The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and the
     broker is reachable; 503 names whichever is not."""

@@ -109,6 +109,15 @@ def _endpoint(kind: JobKind) -> Callable[..., Awaitable[JobRead]]:
     return submit
 
 
+SUBMIT_SUMMARIES = {
+    JobKind.SFT: "Submit a supervised finetuning (SFT) job",
+    JobKind.DPO: "Submit a preference-tuning (DPO) job",
+    JobKind.MERGE: "Submit a merge job (an adapter merged into its base model)",
+    JobKind.ADAPTER_CONVERSION: "Submit an adapter-conversion job",
+    JobKind.GENERATE: "Submit a generate job",
+}
+
+
 def _add_submission_routes() -> None:
     for kind in JobKind:
         name = f"submit_{kind.value.replace('-', '_')}_job"  # the operation id: submit_sft_job, ...
@@ -121,7 +130,7 @@ def _add_submission_routes() -> None:
             name=name,
             status_code=201,
             response_model=JobRead,
-            summary=f"Submit a {kind.value} job",
+            summary=SUBMIT_SUMMARIES[kind],
             description=(REQUEST_MODELS[kind].__doc__ or "").strip()
             + "\n\nJob metadata (name, labels, queue) goes in query parameters, beside the config.",
             openapi_extra=request_body(kind),
@@ -135,7 +144,7 @@ def _add_submission_routes() -> None:
 _add_submission_routes()
 
 
-@router.get("", name="list_jobs", response_model=JobPage, responses=error_responses(401, 422))
+@router.get("", name="list_jobs", summary="List jobs", response_model=JobPage, responses=error_responses(401, 422))
 async def list_jobs(
     database: DatabaseDep,
     caller: CallerDep,
@@ -158,13 +167,21 @@ async def list_jobs(
     return await database.run(work)
 
 
-@router.get("/{job_id}", name="get_job", response_model=JobRead, responses=error_responses(401, 404))
+@router.get(
+    "/{job_id}", name="get_job", summary="Get a job", response_model=JobRead, responses=error_responses(401, 404)
+)
 async def get_job(job_id: str, database: DatabaseDep, caller: CallerDep) -> JobRead:
     """Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job."""
     return await database.run(lambda session: job_read(services.get_job(session, caller.project(session), job_id)))
 
 
-@router.post("/{job_id}/cancel", name="cancel_job", response_model=JobRead, responses=error_responses(401, 404, 409))
+@router.post(
+    "/{job_id}/cancel",
+    name="cancel_job",
+    summary="Cancel a job",
+    response_model=JobRead,
+    responses=error_responses(401, 404, 409),
+)
 async def cancel_job(
     job_id: str,
     database: DatabaseDep,
@@ -184,7 +201,13 @@ async def cancel_job(
     )
 
 
-@router.post("/{job_id}/resume", name="resume_job", response_model=JobRead, responses=error_responses(401, 404, 409))
+@router.post(
+    "/{job_id}/resume",
+    name="resume_job",
+    summary="Resume a job from its newest checkpoint",
+    response_model=JobRead,
+    responses=error_responses(401, 404, 409),
+)
 async def resume_job(job_id: str, database: DatabaseDep, settings: SettingsDep, caller: CallerDep) -> JobRead:
     """Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint in its
     output folder (saved by a cancel with `checkpoint=true`, a worker's shutdown, or `save_strategy`), with the same

@@ -84,7 +84,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     follow: bool | Unset = False,
 ) -> Response[ErrorResponse | str]:
-    """Get Job Logs
+    """Get a job's log lines
 
      The job's log as text: its output lines and the engine's messages.
 
@@ -118,7 +118,7 @@ def sync(
     client: AuthenticatedClient,
     follow: bool | Unset = False,
 ) -> ErrorResponse | str | None:
-    """Get Job Logs
+    """Get a job's log lines
 
      The job's log as text: its output lines and the engine's messages.
 
@@ -147,7 +147,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     follow: bool | Unset = False,
 ) -> Response[ErrorResponse | str]:
-    """Get Job Logs
+    """Get a job's log lines
 
      The job's log as text: its output lines and the engine's messages.
 
@@ -179,7 +179,7 @@ async def asyncio(
     client: AuthenticatedClient,
     follow: bool | Unset = False,
 ) -> ErrorResponse | str | None:
-    """Get Job Logs
+    """Get a job's log lines
 
      The job's log as text: its output lines and the engine's messages.
 

@@ -90,7 +90,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     include_superseded: bool | Unset = False,
 ) -> Response[ErrorResponse | JobMetrics]:
-    """Get Job Metrics
+    """Get a job's metrics series
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
     evaluations:
@@ -127,7 +127,7 @@ def sync(
     client: AuthenticatedClient,
     include_superseded: bool | Unset = False,
 ) -> ErrorResponse | JobMetrics | None:
-    """Get Job Metrics
+    """Get a job's metrics series
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
     evaluations:
@@ -159,7 +159,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     include_superseded: bool | Unset = False,
 ) -> Response[ErrorResponse | JobMetrics]:
-    """Get Job Metrics
+    """Get a job's metrics series
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
     evaluations:
@@ -194,7 +194,7 @@ async def asyncio(
     client: AuthenticatedClient,
     include_superseded: bool | Unset = False,
 ) -> ErrorResponse | JobMetrics | None:
-    """Get Job Metrics
+    """Get a job's metrics series
 
      Per-step series of the training metrics (loss, learning rate, grad norm, tokens/s, ...) and
     evaluations:

@@ -90,7 +90,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorResponse | list[GeneratedAnswer]]:
-    """Get Job Output
+    """Get a job's output
 
      A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`.
 
@@ -121,7 +121,7 @@ def sync(
     *,
     client: AuthenticatedClient,
 ) -> ErrorResponse | list[GeneratedAnswer] | None:
-    """Get Job Output
+    """Get a job's output
 
      A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`.
 
@@ -147,7 +147,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorResponse | list[GeneratedAnswer]]:
-    """Get Job Output
+    """Get a job's output
 
      A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`.
 
@@ -176,7 +176,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
 ) -> ErrorResponse | list[GeneratedAnswer] | None:
-    """Get Job Output
+    """Get a job's output
 
      A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`.
 

@@ -100,7 +100,7 @@ def sync_detailed(
     limit: int | Unset = 100,
     last_event_id: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | EventPage]:
-    """List Job Events
+    """List a job's events
 
      The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
     `stream_job_events`.
@@ -141,7 +141,7 @@ def sync(
     limit: int | Unset = 100,
     last_event_id: None | str | Unset = UNSET,
 ) -> ErrorResponse | EventPage | None:
-    """List Job Events
+    """List a job's events
 
      The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
     `stream_job_events`.
@@ -177,7 +177,7 @@ async def asyncio_detailed(
     limit: int | Unset = 100,
     last_event_id: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | EventPage]:
-    """List Job Events
+    """List a job's events
 
      The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
     `stream_job_events`.
@@ -216,7 +216,7 @@ async def asyncio(
     limit: int | Unset = 100,
     last_event_id: None | str | Unset = UNSET,
 ) -> ErrorResponse | EventPage | None:
-    """List Job Events
+    """List a job's events
 
      The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
     `stream_job_events`.

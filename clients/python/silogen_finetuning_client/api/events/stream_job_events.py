@@ -90,7 +90,7 @@ def sync_detailed(
     after: int | Unset = 0,
     last_event_id: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | str]:
-    """Stream Job Events
+    """Stream a job's events (server-sent events)
 
      The job's events as Server-Sent Events, live, with heartbeats; resumable with `Last-Event-ID`. The
     stream
@@ -129,7 +129,7 @@ def sync(
     after: int | Unset = 0,
     last_event_id: None | str | Unset = UNSET,
 ) -> ErrorResponse | str | None:
-    """Stream Job Events
+    """Stream a job's events (server-sent events)
 
      The job's events as Server-Sent Events, live, with heartbeats; resumable with `Last-Event-ID`. The
     stream
@@ -163,7 +163,7 @@ async def asyncio_detailed(
     after: int | Unset = 0,
     last_event_id: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | str]:
-    """Stream Job Events
+    """Stream a job's events (server-sent events)
 
      The job's events as Server-Sent Events, live, with heartbeats; resumable with `Last-Event-ID`. The
     stream
@@ -200,7 +200,7 @@ async def asyncio(
     after: int | Unset = 0,
     last_event_id: None | str | Unset = UNSET,
 ) -> ErrorResponse | str | None:
-    """Stream Job Events
+    """Stream a job's events (server-sent events)
 
      The job's events as Server-Sent Events, live, with heartbeats; resumable with `Last-Event-ID`. The
     stream

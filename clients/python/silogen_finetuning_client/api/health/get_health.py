@@ -57,7 +57,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorResponse | Health]:
-    """Get Health
+    """Check liveness
 
      The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
@@ -82,7 +82,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorResponse | Health | None:
-    """Get Health
+    """Check liveness
 
      The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
@@ -103,7 +103,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorResponse | Health]:
-    """Get Health
+    """Check liveness
 
      The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 
@@ -126,7 +126,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorResponse | Health | None:
-    """Get Health
+    """Check liveness
 
      The process answers (liveness): no database, no worker thread, so it answers at once under any load.
 

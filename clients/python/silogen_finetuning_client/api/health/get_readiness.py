@@ -64,7 +64,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorResponse | Readiness]:
-    """Get Readiness
+    """Check readiness (database and broker)
 
      The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
     the
@@ -91,7 +91,7 @@ def sync(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorResponse | Readiness | None:
-    """Get Readiness
+    """Check readiness (database and broker)
 
      The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
     the
@@ -114,7 +114,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient | Client,
 ) -> Response[ErrorResponse | Readiness]:
-    """Get Readiness
+    """Check readiness (database and broker)
 
      The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
     the
@@ -139,7 +139,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient | Client,
 ) -> ErrorResponse | Readiness | None:
-    """Get Readiness
+    """Check readiness (database and broker)
 
      The database answers `SELECT 1` within 2 s (a saturated connection pool does not: `overloaded`) and
     the

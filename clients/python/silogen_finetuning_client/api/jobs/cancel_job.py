@@ -95,7 +95,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     checkpoint: bool | Unset = False,
 ) -> Response[ErrorResponse | JobRead]:
-    """Cancel Job
+    """Cancel a job
 
      Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes
     `cancel_requested`
@@ -133,7 +133,7 @@ def sync(
     client: AuthenticatedClient,
     checkpoint: bool | Unset = False,
 ) -> ErrorResponse | JobRead | None:
-    """Cancel Job
+    """Cancel a job
 
      Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes
     `cancel_requested`
@@ -166,7 +166,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     checkpoint: bool | Unset = False,
 ) -> Response[ErrorResponse | JobRead]:
-    """Cancel Job
+    """Cancel a job
 
      Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes
     `cancel_requested`
@@ -202,7 +202,7 @@ async def asyncio(
     client: AuthenticatedClient,
     checkpoint: bool | Unset = False,
 ) -> ErrorResponse | JobRead | None:
-    """Cancel Job
+    """Cancel a job
 
      Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes
     `cancel_requested`

@@ -80,7 +80,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorResponse | JobRead]:
-    """Get Job
+    """Get a job
 
      Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job.
 
@@ -111,7 +111,7 @@ def sync(
     *,
     client: AuthenticatedClient,
 ) -> ErrorResponse | JobRead | None:
-    """Get Job
+    """Get a job
 
      Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job.
 
@@ -137,7 +137,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorResponse | JobRead]:
-    """Get Job
+    """Get a job
 
      Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job.
 
@@ -166,7 +166,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
 ) -> ErrorResponse | JobRead | None:
-    """Get Job
+    """Get a job
 
      Status, phase, progress, timestamps, the resolved config, error, artifacts and metrics of a job.
 

@@ -125,7 +125,7 @@ def sync_detailed(
     after: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 ) -> Response[ErrorResponse | JobPage]:
-    """List Jobs
+    """List jobs
 
      The project's jobs, newest first.
 
@@ -168,7 +168,7 @@ def sync(
     after: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 ) -> ErrorResponse | JobPage | None:
-    """List Jobs
+    """List jobs
 
      The project's jobs, newest first.
 
@@ -206,7 +206,7 @@ async def asyncio_detailed(
     after: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 ) -> Response[ErrorResponse | JobPage]:
-    """List Jobs
+    """List jobs
 
      The project's jobs, newest first.
 
@@ -247,7 +247,7 @@ async def asyncio(
     after: None | str | Unset = UNSET,
     limit: int | Unset = 50,
 ) -> ErrorResponse | JobPage | None:
-    """List Jobs
+    """List jobs
 
      The project's jobs, newest first.
 

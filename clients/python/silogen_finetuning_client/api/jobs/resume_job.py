@@ -85,7 +85,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorResponse | JobRead]:
-    """Resume Job
+    """Resume a job from its newest checkpoint
 
      Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint
     in its
@@ -121,7 +121,7 @@ def sync(
     *,
     client: AuthenticatedClient,
 ) -> ErrorResponse | JobRead | None:
-    """Resume Job
+    """Resume a job from its newest checkpoint
 
      Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint
     in its
@@ -152,7 +152,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
 ) -> Response[ErrorResponse | JobRead]:
-    """Resume Job
+    """Resume a job from its newest checkpoint
 
      Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint
     in its
@@ -186,7 +186,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
 ) -> ErrorResponse | JobRead | None:
-    """Resume Job
+    """Resume a job from its newest checkpoint
 
      Queue a cancelled or failed training job (sft, dpo) again; it continues from the newest checkpoint
     in its

@@ -144,7 +144,7 @@ def sync_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a adapter-conversion job
+    """Submit an adapter-conversion job
 
      Make an adapter loadable by vLLM (``create_vllm_compatible_adapter``); the adapter is copied first,
     so the
@@ -193,7 +193,7 @@ def sync(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a adapter-conversion job
+    """Submit an adapter-conversion job
 
      Make an adapter loadable by vLLM (``create_vllm_compatible_adapter``); the adapter is copied first,
     so the
@@ -237,7 +237,7 @@ async def asyncio_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a adapter-conversion job
+    """Submit an adapter-conversion job
 
      Make an adapter loadable by vLLM (``create_vllm_compatible_adapter``); the adapter is copied first,
     so the
@@ -284,7 +284,7 @@ async def asyncio(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a adapter-conversion job
+    """Submit an adapter-conversion job
 
      Make an adapter loadable by vLLM (``create_vllm_compatible_adapter``); the adapter is copied first,
     so the

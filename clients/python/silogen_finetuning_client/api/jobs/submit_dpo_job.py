@@ -153,7 +153,7 @@ def sync_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a dpo job
+    """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
@@ -205,7 +205,7 @@ def sync(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a dpo job
+    """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
@@ -252,7 +252,7 @@ async def asyncio_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a dpo job
+    """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
@@ -302,7 +302,7 @@ async def asyncio(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a dpo job
+    """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).

@@ -144,7 +144,7 @@ def sync_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a merge job
+    """Submit a merge job (an adapter merged into its base model)
 
      Merge an adapter into its base model (``merge_adapter``).
 
@@ -189,7 +189,7 @@ def sync(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a merge job
+    """Submit a merge job (an adapter merged into its base model)
 
      Merge an adapter into its base model (``merge_adapter``).
 
@@ -229,7 +229,7 @@ async def asyncio_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a merge job
+    """Submit a merge job (an adapter merged into its base model)
 
      Merge an adapter into its base model (``merge_adapter``).
 
@@ -272,7 +272,7 @@ async def asyncio(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a merge job
+    """Submit a merge job (an adapter merged into its base model)
 
      Merge an adapter into its base model (``merge_adapter``).
 

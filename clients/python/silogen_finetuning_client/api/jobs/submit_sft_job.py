@@ -153,7 +153,7 @@ def sync_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a sft job
+    """Submit a supervised finetuning (SFT) job
 
      Supervised finetuning (``finetuning sft config.yaml``).
 
@@ -202,7 +202,7 @@ def sync(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a sft job
+    """Submit a supervised finetuning (SFT) job
 
      Supervised finetuning (``finetuning sft config.yaml``).
 
@@ -246,7 +246,7 @@ async def asyncio_detailed(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | JobRead]:
-    """Submit a sft job
+    """Submit a supervised finetuning (SFT) job
 
      Supervised finetuning (``finetuning sft config.yaml``).
 
@@ -293,7 +293,7 @@ async def asyncio(
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
 ) -> ErrorResponse | JobRead | None:
-    """Submit a sft job
+    """Submit a supervised finetuning (SFT) job
 
      Supervised finetuning (``finetuning sft config.yaml``).
 
