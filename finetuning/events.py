@@ -155,7 +155,7 @@ class EventWriter:
         *,
         error: EventError | Mapping[str, Any] | None = None,
         metrics: Mapping[str, Any] | None = None,
-        artifacts: Mapping[str, str] | None = None,
+        artifacts: Mapping[str, str | Path] | None = None,  # paths are written as text
         checkpoint: Path | str | None = None,
     ) -> dict[str, Any] | None:
         """The run's final event: its status, the error when it failed, final metrics and artifacts (model path...);

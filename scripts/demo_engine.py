@@ -98,7 +98,7 @@ def _show_answers(adapter: Path, base: Path, answers: dict[str, str]) -> None:
         inputs = tokenizer(prompt, return_tensors="pt")
         with torch.no_grad():
             output = model.generate(**inputs, max_new_tokens=6, do_sample=False)
-        answer = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        answer = str(tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
         expected = answers.get(f"What color is the {thing}?")
         print(f"  What color is the {thing}?  ->  {answer.strip()!r}   (trained on {expected!r})")
 

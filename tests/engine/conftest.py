@@ -21,5 +21,5 @@ def restore_environ() -> Iterator[None]:
 
         while mlflow.active_run() is not None:
             mlflow.end_run()
-        mlflow.set_tracking_uri(None)  # back to "whatever the environment says"
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None: back to what the environment says
         fluent._active_experiment_id = None

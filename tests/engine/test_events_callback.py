@@ -61,8 +61,8 @@ def tiny_trainer(output_dir: Path, callbacks: list[TrainerCallback], **overrides
     return Trainer(
         model=LlamaForCausalLM(config),
         args=args,
-        train_dataset=random_dataset(8, seed=1),  # type: ignore[arg-type]
-        eval_dataset=random_dataset(4, seed=2),  # type: ignore[arg-type]
+        train_dataset=random_dataset(8, seed=1),
+        eval_dataset=random_dataset(4, seed=2),
         callbacks=callbacks,
     )
 
@@ -186,7 +186,7 @@ class FakeClock:
         return self.now
 
 
-def fake_state(step: int, tokens: int, max_steps: int = 4) -> SimpleNamespace:
+def fake_state(step: int, tokens: int, max_steps: int = 4) -> Any:  # a TrainerState's fields the hooks read
     return SimpleNamespace(
         global_step=step, max_steps=max_steps, num_input_tokens_seen=tokens, is_world_process_zero=True
     )
@@ -195,7 +195,8 @@ def fake_state(step: int, tokens: int, max_steps: int = 4) -> SimpleNamespace:
 def test_tokens_per_second_leaves_out_eval_and_save_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr("finetuning.events.time.monotonic", clock)
-    args, control = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace()
+    args: Any = SimpleNamespace(output_dir=str(tmp_path))  # stand-ins for TrainingArguments and TrainerControl
+    control: Any = SimpleNamespace()
     with EventWriter(tmp_path / "e.jsonl") as writer:
         callback = EventsCallback(writer)
         callback.on_train_begin(args, fake_state(0, 0), control)
@@ -220,7 +221,8 @@ def test_tokens_per_second_leaves_out_eval_and_save_time(tmp_path: Path, monkeyp
 def test_eta_after_resuming_counts_only_this_sessions_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = FakeClock()
     monkeypatch.setattr("finetuning.events.time.monotonic", clock)
-    args, control = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace()
+    args: Any = SimpleNamespace(output_dir=str(tmp_path))  # stand-ins for TrainingArguments and TrainerControl
+    control: Any = SimpleNamespace()
     with EventWriter(tmp_path / "e.jsonl") as writer:
         callback = EventsCallback(writer)
         callback.on_train_begin(args, fake_state(10, 0, max_steps=20), control)  # resumed at step 10

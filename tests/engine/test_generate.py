@@ -257,7 +257,7 @@ def test_batches_give_the_token_ids_of_one_at_a_time(tiny_model_dir: Path, tmp_p
 
 
 def test_eval_data_fields_and_reference_answers(tiny_model_dir: Path, tmp_path: Path) -> None:
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "id": "q-sky",
             "dataset": "colors",

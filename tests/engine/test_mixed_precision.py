@@ -33,7 +33,7 @@ def _trainer(model_dir: Path, tmp_path: Path, *, dtype: torch.dtype, amp: str | 
     from finetuning.trainer import EngineTrainer
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
+    model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, attn_implementation="sdpa")
     if lora:
         model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear"))
     args = TrainingArguments(

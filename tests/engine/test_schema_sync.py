@@ -23,7 +23,7 @@ def test_generic_peft_conf_builds_a_lora_config() -> None:
     conf = GenericPeftConf(peft_type="LORA", peft_kwargs={"r": 4, "lora_alpha": 8, "target_modules": ["q_proj"]})
     config = build_peft_config(conf)
     assert isinstance(config, peft.LoraConfig)
-    assert (config.r, config.lora_alpha, set(config.target_modules)) == (4, 8, {"q_proj"})
+    assert (config.r, config.lora_alpha, set(config.target_modules or [])) == (4, 8, {"q_proj"})
     assert config.task_type == "CAUSAL_LM"
 
 

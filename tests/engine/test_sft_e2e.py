@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from sft_helpers import losses, run_cli, sft_config
+from transformers import TrainerCallback
 
 from finetuning.events import read_events
 from finetuning.tiny import tiny_chat_records, write_jsonl
@@ -45,7 +46,9 @@ def test_lora_chatml_completions_only_learns_and_saves_for_inference(tiny_model_
 
     tokenizer = AutoTokenizer.from_pretrained(final)
     assert tokenizer.eos_token == "<|im_end|>"
-    assert tokenizer.convert_tokens_to_ids("<|im_start|>") >= 1000
+    im_start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    assert isinstance(im_start, int)
+    assert im_start >= 1000
     adapter_config = json.loads((final / "adapter_config.json").read_text())
     assert {"embed_tokens", "lm_head"} <= set(adapter_config["modules_to_save"] or [])
 
@@ -80,7 +83,7 @@ def test_full_sft_with_weighted_mix_and_auto_split_evaluates(tiny_model_dir: Pat
     assert not (out / "checkpoint-new-basemodel").exists()  # keep-original adds no tokens
 
 
-class CrashAfterSave:
+class CrashAfterSave(TrainerCallback):
     """A Trainer callback that kills the run right after a given checkpoint is on disk."""
 
     def __init__(self, step: int) -> None:

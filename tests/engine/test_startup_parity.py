@@ -27,7 +27,7 @@ def sft(training_args: dict[str, Any], validation: str = "AUTO_SPLIT") -> dict[s
     }
 
 
-def ours(cls: type, data: dict[str, Any]) -> set[str]:
+def ours(cls: Any, data: dict[str, Any]) -> set[str]:
     """The fields our validation refuses (empty: accepted)."""
     try:
         cls.validate_config(data)

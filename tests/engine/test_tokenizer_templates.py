@@ -289,8 +289,9 @@ def test_save_wrapper_sets_values_during_save_and_passes_the_result(tiny_model_d
         seen.append((args, kwargs, tokenizer.eos_token, tokenizer.add_bos_token, tokenizer.add_eos_token))
         return sentinel
 
-    tokenizer.save_pretrained = fake_save
-    tokenizer.add_eos_token = True
+    target: Any = tokenizer  # methods and read-only properties replaced for the test
+    target.save_pretrained = fake_save
+    target.add_eos_token = True
     install_inference_save_wrapper(tokenizer, "<unk>")
     assert tokenizer.save_pretrained("somewhere", safe=True) is sentinel
     assert seen == [(("somewhere",), {"safe": True}, "<unk>", True, False)]
@@ -304,7 +305,8 @@ def test_save_wrapper_restores_on_error(tiny_model_dir: Path) -> None:
         assert tokenizer.eos_token == "<unk>"
         raise OSError("disk full")
 
-    tokenizer.save_pretrained = failing_save
+    target: Any = tokenizer
+    target.save_pretrained = failing_save
     install_inference_save_wrapper(tokenizer, "<unk>")
     with pytest.raises(OSError, match="disk full"):
         tokenizer.save_pretrained("somewhere")

@@ -40,9 +40,9 @@ MAX_STEPS = 400
 def logged_step(settings: ServiceSettings, job_id: str) -> int:
     with session_scope(settings.database_url) as session:
         steps = [
-            e.data.get("step")
+            step
             for e in session.query(JobEvent).filter_by(job_id=job_id, type="metrics")
-            if isinstance(e.data.get("step"), int)
+            if isinstance(step := e.data.get("step"), int)
         ]
     return max(steps, default=0)
 

@@ -28,14 +28,14 @@ def minimal_sft() -> dict[str, Any]:
     }
 
 
-def issues(data: dict[str, Any], cls: type = SFTConfig) -> dict[str, str]:
+def issues(data: dict[str, Any], cls: Any = SFTConfig) -> dict[str, str]:
     with pytest.raises(ConfigError) as caught:
         cls.validate_config(data)
     return {issue.loc: issue.message for issue in caught.value.issues}
 
 
 @pytest.mark.parametrize(("name", "cls"), [("sft", SFTConfig), ("dpo", DPOConfig), ("generate", GenerateConfig)])
-def test_reference_examples_validate(name: str, cls: type) -> None:
+def test_reference_examples_validate(name: str, cls: Any) -> None:
     cls.from_yaml_file(CONFIGS / f"{name}.yaml")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -78,7 +78,7 @@ def test_requests_over_the_in_flight_limit_are_refused_at_once_and_streams_hold_
             await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    limited = InFlightLimitMiddleware(app, limit=2)
+    limited = InFlightLimitMiddleware(cast(Any, app), limit=2)
 
     async def request(path: str) -> tuple[int, bytes]:
         sent: list[dict[str, Any]] = []
@@ -89,7 +89,7 @@ def test_requests_over_the_in_flight_limit_are_refused_at_once_and_streams_hold_
         async def send(message: dict[str, Any]) -> None:
             sent.append(message)
 
-        await limited({"type": "http", "path": path, "method": "GET", "headers": []}, receive, send)
+        await limited({"type": "http", "path": path, "method": "GET", "headers": []}, receive, cast(Any, send))
         body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
         return sent[0]["status"], body
 
