@@ -7,6 +7,7 @@ the repurpose strategies the pad token is a real token (BOS, EOS or UNK) that al
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,63 @@ def tokenize_markers_in_context(tokenizer: PreTrainedTokenizerBase, marker: str)
     raise ValueError(f"the assistant marker {marker!r} produced no tokens after the context prefix")
 
 
+# SentencePiece's byte-fallback pieces ("<0x0A>"): one byte each, never part of a longer piece.
+_BYTE_PIECE = re.compile(r"<0x[0-9A-Fa-f]{2}>")
+
+
+@dataclass(frozen=True)
+class MarkerPattern:
+    """The token sequences an assistant marker takes in running text: for each position, the ids accepted there.
+
+    A marker is tokenized once, in a neutral context (:func:`tokenize_markers_in_context`), but in a conversation
+    its edge characters can merge with their neighbours. In a SentencePiece (Llama, Mistral) vocabulary the space
+    mistral-with-system writes before ``[/INST]`` makes its first token ``▁[`` rather than ``[``, and an answer that
+    begins with ``(``, ``.`` or ``:`` turns its last token ``]`` into ``](``, ``].`` or ``]:``. So the first position
+    also accepts any token that ends with the marker's first token, and the last position any token that begins with
+    its last one; a merged token is a marker token, a target like the rest of the marker. Added (special) tokens
+    never merge and byte pieces are whole bytes, so those positions accept only the marker's own id.
+    """
+
+    positions: tuple[frozenset[int], ...]
+
+    @classmethod
+    def exact(cls, ids: Sequence[int]) -> MarkerPattern:
+        return cls(tuple(frozenset((int(i),)) for i in ids))
+
+    @classmethod
+    def in_running_text(cls, tokenizer: PreTrainedTokenizerBase, ids: Sequence[int]) -> MarkerPattern:
+        """The pattern of a marker whose in-context ids are ``ids``, for ``tokenizer``'s vocabulary."""
+        if not ids:
+            raise ValueError("an assistant marker must be at least one token")
+        atomic = {int(i) for i in getattr(tokenizer, "added_tokens_decoder", {})}
+        mergeable = {
+            token: int(index)
+            for token, index in tokenizer.get_vocab().items()
+            if int(index) not in atomic and not _BYTE_PIECE.fullmatch(token)
+        }
+        pieces = tokenizer.convert_ids_to_tokens(list(ids))
+        positions = [{int(i)} for i in ids]
+
+        def merges(k: int) -> bool:
+            return int(ids[k]) not in atomic and pieces[k] in mergeable
+
+        if merges(0):
+            positions[0] |= {i for token, i in mergeable.items() if token.endswith(pieces[0])}
+        last = len(ids) - 1
+        if merges(last):
+            positions[last] |= {i for token, i in mergeable.items() if token.startswith(pieces[last])}
+        return cls(tuple(frozenset(p) for p in positions))
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def matches(self, ids: Sequence[int], at: int) -> bool:
+        """Whether the marker occurs in ``ids`` starting at index ``at``."""
+        if at + len(self.positions) > len(ids):
+            return False
+        return all(ids[at + k] in accepted for k, accepted in enumerate(self.positions))
+
+
 @dataclass(frozen=True)
 class CompletionScan:
     """What :func:`completion_only_labels` found in one row."""
@@ -72,17 +130,19 @@ class CompletionScan:
 
 
 def completion_only_labels(
-    input_ids: Sequence[int], start: Sequence[int], end: Sequence[int]
+    input_ids: Sequence[int], start: Sequence[int] | MarkerPattern, end: Sequence[int] | MarkerPattern
 ) -> tuple[list[int], CompletionScan]:
     """Labels that train only on assistant turns: ``-100`` elsewhere.
 
     A turn runs from the start marker through the next end marker; both markers and the content between them stay
     targets. Outside turns everything is masked, so masking resumes right after each end marker. The end is only
     searched for after the whole start marker, so start and end may be the same sequence. A turn with no end (a
-    truncated row) stays a target up to the end of the row.
+    truncated row) stays a target up to the end of the row. A marker is a list of ids (matched exactly) or a
+    :class:`MarkerPattern` (also matching the forms a vocabulary merges its edges into).
     """
-    start, end = list(start), list(end)
-    if not start or not end:
+    start_pattern = start if isinstance(start, MarkerPattern) else MarkerPattern.exact(start)
+    end_pattern = end if isinstance(end, MarkerPattern) else MarkerPattern.exact(end)
+    if not len(start_pattern) or not len(end_pattern):
         raise ValueError("assistant start and end markers must each be at least one token")
     ids = list(input_ids)
     labels = [IGNORE_INDEX] * len(ids)
@@ -91,16 +151,16 @@ def completion_only_labels(
     i = 0
     while i < len(ids):
         if not in_turn:
-            if ids[i : i + len(start)] == start:
-                labels[i : i + len(start)] = start
-                i += len(start)
+            if start_pattern.matches(ids, i):
+                labels[i : i + len(start_pattern)] = ids[i : i + len(start_pattern)]
+                i += len(start_pattern)
                 n_starts += 1
                 in_turn = True
             else:
                 i += 1
-        elif ids[i : i + len(end)] == end:
-            labels[i : i + len(end)] = end
-            i += len(end)
+        elif end_pattern.matches(ids, i):
+            labels[i : i + len(end_pattern)] = ids[i : i + len(end_pattern)]
+            i += len(end_pattern)
             n_ends += 1
             in_turn = False
         else:
@@ -192,7 +252,8 @@ class UnkToEosCollator(CausalLMCollator):
 
 
 class CompletionsOnlyCollator(CausalLMCollator):
-    """Trains only on assistant turns (see :func:`completion_only_labels`); the markers are strings.
+    """Trains only on assistant turns (see :func:`completion_only_labels`); the markers are strings, searched for
+    as :class:`MarkerPattern` s.
 
     Logs a warning for a row with no assistant start (the whole row is ignored by the loss) and for a row whose
     start and end counts differ (usually truncation).
@@ -210,10 +271,13 @@ class CompletionsOnlyCollator(CausalLMCollator):
         self.assistant_end = assistant_end
         self.start_ids = tokenize_markers_in_context(tokenizer, assistant_start)
         self.end_ids = tokenize_markers_in_context(tokenizer, assistant_end)
+        # what the rows are searched for: the ids above plus the forms their edges take in running text
+        self.start_pattern = MarkerPattern.in_running_text(tokenizer, self.start_ids)
+        self.end_pattern = MarkerPattern.in_running_text(tokenizer, self.end_ids)
 
     def row_labels(self, input_ids: list[int], row: int) -> list[int]:
         """Completion-only labels for one row, warning about rows the markers do not explain."""
-        labels, scan = completion_only_labels(input_ids, self.start_ids, self.end_ids)
+        labels, scan = completion_only_labels(input_ids, self.start_pattern, self.end_pattern)
         if not scan.start_found:
             logger.warning(
                 "No assistant turn start %r (ids %s) in batch row %d (%d tokens): the whole row is ignored by the loss",

@@ -26,7 +26,8 @@ from finetuning.models import causal_lm_of
 logger = logging.getLogger(__name__)
 
 # Bump when the labels or rows built here change for the same input, so datasets' cache is not reused.
-PACKING_VERSION = 1
+# 2: completions-only markers also match the forms their edge tokens merge into (collators.MarkerPattern).
+PACKING_VERSION = 2
 
 Labeler = Callable[[list[int], int], list[int]]
 

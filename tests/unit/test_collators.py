@@ -326,3 +326,16 @@ def test_completions_only_collator_warns_on_truncation(tokenizer: Any, caplog: p
     assert len(caplog.records) == 1
     assert "1 assistant turn starts" in caplog.records[0].getMessage()
     assert "but 0 ends" in caplog.records[0].getMessage()
+
+
+def test_marker_patterns_accept_merged_edges() -> None:
+    """A pattern position holds every id accepted there (finetuning.collators.MarkerPattern): here 2 may also be 7
+    (its first token merged with what precedes it) and 3 may also be 8 (merged with the answer's first character)."""
+    from finetuning.collators import MarkerPattern
+
+    start = MarkerPattern((frozenset({2, 7}), frozenset({3, 8})))
+    labels, scan = completion_only_labels([10, 7, 8, 11, 4, 12], start, [4])
+    assert labels == [X, 7, 8, 11, 4, X]
+    assert scan == CompletionScan(start_found=True, n_starts=1, n_ends=1)
+    assert completion_only_labels([10, 2, 3, 11, 4], start, MarkerPattern.exact([4]))[0] == [X, 2, 3, 11, 4]
+    assert not completion_only_labels([10, 3, 2, 11, 4], start, [4])[1].start_found
