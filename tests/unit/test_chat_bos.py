@@ -41,8 +41,10 @@ def _dpo_ids(tokenizer: Any) -> list[int]:
     from trl import DPOTrainer
 
     rows = Dataset.from_list([{"prompt": PROMPT, "chosen": CHOSEN, "rejected": REJECTED}])
-    args = SimpleNamespace(dataset_num_proc=None, max_length=None, truncation_mode="keep_start")
-    prepared = DPOTrainer._prepare_dataset(SimpleNamespace(_tokenizer=tokenizer), rows, tokenizer, args, "train")
+    # stand-ins for the trainer and its config: only the fields the dataset preparation reads
+    trainer: Any = SimpleNamespace(_tokenizer=tokenizer)
+    args: Any = SimpleNamespace(dataset_num_proc=None, max_length=None, truncation_mode="keep_start")
+    prepared = DPOTrainer._prepare_dataset(trainer, rows, tokenizer, args, "train")
     return list(prepared[0]["prompt_ids"]) + list(prepared[0]["chosen_ids"])
 
 
