@@ -17,6 +17,9 @@ from finetuning.events import read_events
 from finetuning.tiny import tiny_chat_records, write_jsonl
 from finetuning.tools import generate as gen
 from finetuning.tools import generation_prompts as gp
+from finetuning.tools.generation_batches import generate_batches
+from finetuning.tools.generation_model import load_generation_model, load_inference_tokenizer
+from finetuning.tools.generation_params import build_generation_config, with_model_defaults
 
 pytestmark = pytest.mark.slow
 
@@ -227,18 +230,18 @@ def test_sampling_with_a_seed_repeats(tiny_model_dir: Path, tmp_path: Path) -> N
 
 def test_batches_give_the_token_ids_of_one_at_a_time(tiny_model_dir: Path, tmp_path: Path) -> None:
     config = GenerateConfig.validate_config(open_input(tiny_model_dir))
-    tokenizer = gen.load_inference_tokenizer(config.model_conf)
-    generation_config = gen.build_generation_config({"do_sample": False, "max_new_tokens": 16}, tokenizer)
-    model = gen.load_generation_model(config, tokenizer)
-    generation_config = gen.with_model_defaults(generation_config, model)
+    tokenizer = load_inference_tokenizer(config.model_conf)
+    generation_config = build_generation_config({"do_sample": False, "max_new_tokens": 16}, tokenizer)
+    model = load_generation_model(config, tokenizer)
+    generation_config = with_model_defaults(generation_config, model)
     prompts = [
         gp.encode_prompt(tokenizer, gp.render_open_input(tokenizer, q, apply_chat_template=True), 100).ids
         for q in QUESTIONS
     ]
     assert len({len(p) for p in prompts[:4]}) == 3  # the batches of 4 mix lengths: padding is exercised
 
-    one_at_a_time = gen.generate_batches(model, tokenizer, prompts, generation_config, batch_size=1)
-    batched = gen.generate_batches(model, tokenizer, prompts, generation_config, batch_size=4)
+    one_at_a_time = generate_batches(model, tokenizer, prompts, generation_config, batch_size=1)
+    batched = generate_batches(model, tokenizer, prompts, generation_config, batch_size=4)
     assert batched == one_at_a_time
     assert all(len(ids) == 16 for ids in batched)  # the random model never says eos: all 16 tokens compared
 
@@ -302,7 +305,7 @@ def test_long_prompts_lose_their_start_and_are_flagged(tiny_model_dir: Path, tmp
     assert "word79 the end?\nAssistant:" in raw
     assert events[-1]["metrics"]["truncated"] == 1
 
-    tokenizer = gen.load_inference_tokenizer(GenerateConfig.validate_config(config).model_conf)
+    tokenizer = load_inference_tokenizer(GenerateConfig.validate_config(config).model_conf)
     encoded = gp.encode_prompt(tokenizer, long_item["prompt"], 32)
     full = tokenizer(long_item["prompt"])["input_ids"]
     assert encoded.truncated
