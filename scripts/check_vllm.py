@@ -71,7 +71,7 @@ def check(vllm_python: Path, workdir: Path) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore")  # PEFT's and transformers' notes about embedding layers, expected here
-    from finetuning.tools.vllm_adapter import make_vllm_compatible
+    from finetuning.tools.vllm_conversion import make_vllm_compatible
 
     marker = workdir / ".check-vllm"
     if workdir.exists() and any(workdir.iterdir()):

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from finetuning.errors import FinetuningError, ModelNotFoundError
 from finetuning.models import NEW_BASEMODEL_NAME, check_model_reference, config_vocab_size, load_model, looks_local
-from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
-from finetuning.tools.vllm_adapter import (
+from finetuning.tools.adapter_files import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_FILE,
     read_safetensors_header,
     saved_embedding_rows,
 )
+from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 
 if TYPE_CHECKING:
     import torch

@@ -14,13 +14,13 @@ from sft_helpers import run_cli, sft_config
 
 from finetuning.events import read_events
 from finetuning.tiny import tiny_chat_records, write_jsonl
-from finetuning.tools.vllm_adapter import (
+from finetuning.tools.adapter_files import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_FILE,
     BACKUP_FILE,
     CONFIG_BACKUP_FILE,
-    main,
 )
+from finetuning.tools.vllm_adapter import main
 
 pytestmark = pytest.mark.slow
 
