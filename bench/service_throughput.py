@@ -23,14 +23,8 @@ import json
 import os
 import platform
 import re
-import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,247 +34,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.loadgen import Request, Result, closed_loop, open_loop  # noqa: E402
+from bench.service_servers import SERVERS, cpu_seconds, database, prepare_api, serve  # noqa: E402
+from bench.sse_fanout import sse_fanout  # noqa: E402
 
 RESULTS = REPO_ROOT / "bench" / "results" / "service.json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def database(server: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-
-    name = f"finetuning_bench_{secrets.token_hex(4)}"
-    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{server}/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) of a server and its worker processes so far."""
-    import psutil
-
-    root = psutil.Process(pid)
-    total = 0.0
-    for process in [root, *root.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
-
-
-SERVERS: dict[int, int] = {}  # port -> pid
-
-
-@contextmanager
-def serve(app: str, env: dict[str, str], workers: int, log: Path) -> Iterator[int]:
-    port = _free_port()
-    command = [sys.executable, "-m", "uvicorn", "--factory", app, "--port", str(port), "--workers", str(workers)]
-    command += ["--timeout-graceful-shutdown", "5", "--log-level", "warning", "--no-access-log"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/docs", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{app} did not start; see {log}") from None
-                    time.sleep(0.2)
-            SERVERS[port] = process.pid
-            yield port
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-
-
-def _setup(database_url: str, workdir: Path) -> tuple[str, bytes, Path]:
-    from api.admin import create_token
-    from api.serve import upgrade_database
-    from finetuning.tiny import cached_tiny_model
-    from jobcore.db import session_scope
-
-    upgrade_database(database_url)
-    with session_scope(database_url) as session:
-        token = create_token(session, "bench", "bench")[1]
-    model = cached_tiny_model(REPO_ROOT / ".cache" / "tiny-models")
-    data = workdir / "chat.jsonl"
-    data.write_text(
-        json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]})
-    )
-    body = {
-        "data_conf": {
-            "training_data": {"type": "CONCATENATION", "datasets": [{"path": str(data)}]},
-            "validation_data": {"type": "NONE"},
-            "chat_template_name": "chat-ml",
-        },
-        "training_args": {
-            "max_steps": 20,
-            "learning_rate": 1e-4,
-            "logging_steps": 1,
-            "lr_scheduler_type": "cosine",
-            "warmup_steps": 2,
-            "weight_decay": 0.01,
-            "save_strategy": "no",
-            "seed": 42,
-        },
-        "batchsize_conf": {"total_train_batch_size": 8, "max_per_device_train_batch_size": 4},
-        "peft_conf": {
-            "peft_type": "LORA",
-            "peft_kwargs": {
-                "r": 8,
-                "lora_alpha": 16,
-                "lora_dropout": 0.05,
-                "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
-            },
-        },
-        "run_conf": {"model": str(model)},
-        "sft_args": {"max_seq_length": 512, "train_on_completions_only": True},
-    }
-    return token, json.dumps(body).encode(), model
-
-
-# -- SSE fan-out -------------------------------------------------------------------------------------------------------
-
-
-async def _follow(
-    port: int,
-    path: str,
-    token: str,
-    lags: list[float],
-    seen: list[int],
-    refusals: list[int],
-    ready: asyncio.Event,
-    done: asyncio.Event,
-) -> None:
-    """One follower, as an EventSource: refused (503, at a burst of connects), it comes back after Retry-After."""
-    while True:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        request = (
-            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
-        )
-        writer.write(request.encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        if head.split(b" ", 2)[1] == b"200":
-            break
-        refusals.append(1)
-        writer.close()
-        await asyncio.sleep(1.0)
-    buffer = ""
-    count = 0
-    try:
-        while not done.is_set():
-            chunk = await reader.read(65536)
-            if not chunk:
-                break
-            now = time.time()
-            buffer += chunk.decode("utf-8", "replace")
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                if line.startswith("retry:"):
-                    ready.set()
-                if line.startswith("data:") and '"bench_t"' in line:
-                    lags.append(now - json.loads(line[5:])["bench_t"])
-                    count += 1
-                elif line.startswith("data:") and '"succeeded"' in line:
-                    done.set()
-    finally:
-        seen.append(count)
-        writer.close()
-
-
-async def sse_fanout(
-    port: int, database_url: str, token: str, body: bytes, *, followers: int, rate: float, seconds: float
-) -> dict[str, Any]:
-    from sqlalchemy import create_engine, text
-
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        job = (
-            await client.post(
-                "/v1/jobs/sft?queue=bench-idle",
-                content=body,
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
-        ).json()
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE jobs SET status = 'running' WHERE id = :id"), {"id": job["id"]})
-    lags: list[float] = []
-    seen: list[int] = []
-    refusals: list[int] = []
-    done = asyncio.Event()
-    readies = [asyncio.Event() for _ in range(followers)]
-    path = f"/v1/jobs/{job['id']}/events/stream"
-    tasks = [asyncio.create_task(_follow(port, path, token, lags, seen, refusals, ready, done)) for ready in readies]
-    for ready in readies:
-        await asyncio.wait_for(ready.wait(), 60)
-    await asyncio.sleep(1.0)
-    total = int(rate * seconds)
-
-    def commit(index: int) -> None:
-        with engine.begin() as connection:
-            connection.execute(
-                text("INSERT INTO job_events (job_id, type, data, created_at) VALUES (:j, 'metrics', :d, now())"),
-                {"j": job["id"], "d": json.dumps({"bench_t": time.time(), "step": index})},
-            )
-
-    started = time.perf_counter()
-    for index in range(total):
-        delay = started + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        await asyncio.to_thread(commit, index)
-    await asyncio.sleep(2.0)
-    with engine.begin() as connection:
-        connection.execute(text("UPDATE jobs SET status = 'succeeded' WHERE id = :id"), {"id": job["id"]})
-        connection.execute(
-            text("INSERT INTO job_events (job_id, type, data, created_at) VALUES (:j, 'job', :d, now())"),
-            {"j": job["id"], "d": json.dumps({"status": "succeeded"})},
-        )
-    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
-    engine.dispose()
-    ordered = sorted(lags)
-
-    def pct(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1) if ordered else float("nan")
-
-    return {
-        "followers": followers,
-        "events": total,
-        "deliveries": len(lags),
-        "lag_p50_ms": pct(0.5),
-        "lag_p99_ms": pct(0.99),
-        "lag_max_ms": round(ordered[-1] * 1000, 1) if ordered else None,
-        "followers_missing_events": sum(1 for count in seen if count < total),
-        "connects_refused_then_retried": len(refusals),
-    }
-
-
-# -- the run -----------------------------------------------------------------------------------------------------------
 
 
 def _settle(database_url: str) -> None:
@@ -438,7 +195,7 @@ def main() -> None:
     server = os.environ.get("FINETUNING_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
     redis_url = os.environ.get("FINETUNING_TEST_REDIS", "redis://127.0.0.1:6379") + "/14"
     with database(server) as database_url:
-        token, body, model = _setup(database_url, args.workdir)
+        token, body, model = prepare_api(database_url, args.workdir)
         env = {
             "FINETUNING_DATABASE_URL": database_url,
             "FINETUNING_BROKER_URL": redis_url,
