@@ -1,6 +1,9 @@
 """From a submitted body to what a worker runs: parse (JSON or YAML), validate with the engine's schema, and resolve
 every file the config names (an allowed local path, a hub id, or an earlier job's output), so that a missing or
 forbidden input is refused at submission instead of being discovered after queueing.
+
+Which fields name files comes from the schema: each is typed with a path type of :mod:`finetuning.config.paths`,
+whose marker says how it is used, and :func:`~finetuning.config.paths.path_fields` finds every one in a config.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from api import repository
 from api.errors import ApiError, ErrorIssue
-from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, PathField, parse_job_reference, path_fields, set_field
+from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference, set_field
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
+from finetuning.config.paths import PathField, path_fields
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.settings import ServiceSettings
 
@@ -28,6 +32,9 @@ MAX_YAML_NODES = safe_yaml.MAX_YAML_VALUES
 # What a hub id looks like (org/name or name); anything else that is not on disk is an error, never a download.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
 ENGINE_YAML_KINDS = (JobKind.SFT, JobKind.DPO, JobKind.GENERATE)  # the worker writes their config as the engine's YAML
+# What a tracking URI that names a local store (a folder or a SQLite file) starts with
+LOCAL_STORE_PREFIXES = ("file:", "sqlite:", "/", ".", "~")
+_CHOSEN_BY_THE_SERVICE = "names a file or folder, which this service chooses itself: leave it out"
 
 
 def parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
@@ -131,11 +138,14 @@ class _Problem:
 
 
 class _Resolver:
-    def __init__(self, session: Session, settings: ServiceSettings, project: str, kind: JobKind) -> None:
+    def __init__(
+        self, session: Session, settings: ServiceSettings, project: str, kind: JobKind, output_dir: Path
+    ) -> None:
         self.session = session
         self.settings = settings
         self.project = project
         self.kind = kind
+        self.output_dir = output_dir  # the job's own output folder
         self.problems: list[_Problem] = []
 
     def fail(self, status: int, code: str, param: str, message: str) -> None:
@@ -190,10 +200,10 @@ class _Resolver:
             return None
         return self.local(loc, value, want_dir=True)
 
-    def reference(self, spec: PathField, plan: Plan) -> str | None:
-        ref = parse_job_reference(spec.value)
+    def reference(self, spec: PathField, value: str, plan: Plan) -> str | None:
+        ref = parse_job_reference(value)
         if ref is None:
-            self.fail(422, "invalid_job_reference", spec.loc, f"'{spec.value}' is not job:<id>[/<artifact>]")
+            self.fail(422, "invalid_job_reference", spec.loc, f"'{value}' is not job:<id>[/<artifact>]")
             return None
         job = repository.get_job(self.session, self.project, ref.job_id)
         if job is None:
@@ -213,22 +223,60 @@ class _Resolver:
             has = ", ".join(sorted(job.artifacts or {})) or "none"
             self.fail(422, "artifact_not_found", spec.loc, f"job {job.id} has no artifact '{artifact}' (it has: {has})")
             return None
-        path = self.local(spec.loc, source, want_dir=spec.is_model)
+        path = self.local(spec.loc, source, want_dir=spec.marker.target == "dir")
         if path is not None:
             plan.inputs[spec.loc] = {"job_id": job.id, "artifact": artifact, "path": path}
-            if self.kind == JobKind.ADAPTER_CONVERSION and job.kind in TRAINING_KINDS:
+            # the training config of the job whose adapter is converted (not of a job a nested field names)
+            if self.kind == JobKind.ADAPTER_CONVERSION and spec.loc == "adapter" and job.kind in TRAINING_KINDS:
                 plan.training_config = (job.resolved or {}).get("config") or job.config
         return path
 
     def path_field(self, spec: PathField, plan: Plan) -> None:
-        if spec.value.startswith("job:"):
-            resolved = self.reference(spec, plan)
-        elif spec.is_model:
-            resolved = self.model(spec.loc, spec.value)
+        """One marked field, as its marker's ``use`` says (see :class:`finetuning.config.paths.PathMarker`)."""
+        marker, value = spec.marker, spec.value
+        if marker.use == "output":
+            # outputs always go to the job's own folder, whatever the body said, so jobs cannot overwrite each other
+            output_dir = str(self.output_dir)
+            if spec.explicit and value is not None and value != output_dir:
+                plan.overridden[spec.loc] = value
+            set_field(plan.config, spec.loc, output_dir)
+            return
+        if value is None or spec.unset or not marker.is_path(value):
+            return
+        if marker.use == "service":
+            self.service_place(spec.loc, value, uri=marker.target == "uri")
+        elif marker.use == "inside":
+            self.inside(spec.loc, value, marker.within)
         else:
-            resolved = self.local(spec.loc, spec.value, want_dir=False)
-        if resolved is not None:
-            set_field(plan.config, spec.loc, resolved)
+            if marker.job_output and value.startswith("job:"):
+                resolved = self.reference(spec, value, plan)
+            elif marker.hub_id:
+                resolved = self.model(spec.loc, value)
+            else:
+                resolved = self.local(spec.loc, value, want_dir=marker.target == "dir")
+            if resolved is not None:
+                set_field(plan.config, spec.loc, resolved)
+
+    def service_place(self, loc: str, value: str, *, uri: bool) -> None:
+        """A place the service chooses itself (a cache, an offload folder, a tracking store): not one a request
+        names. A URI is refused only when it names a local store; a server's address is fine."""
+        if not uri:
+            name = loc.rsplit(".", 1)[-1]
+            self.fail(422, "path_not_allowed", loc, f"{name} {_CHOSEN_BY_THE_SERVICE}")
+        elif value.lower().startswith(LOCAL_STORE_PREFIXES):
+            self.fail(
+                422,
+                "path_not_allowed",
+                loc,
+                "a local store (a folder or a SQLite file) is not accepted here: give a tracking server's address",
+            )
+
+    def inside(self, loc: str, value: str, within: str) -> None:
+        """A name joined to another folder (the model's, the output folder) stays inside it."""
+        path = Path(value)
+        if path.is_absolute() or ".." in path.parts or value.startswith("~") or "\\" in value:
+            message = f"'{value}' must be a relative folder inside {within}, without '..'"
+            self.fail(422, "path_not_allowed", loc, message)
 
 
 def _model_args_loc(config: StrictModel) -> tuple[str, bool] | None:
@@ -239,17 +287,17 @@ def _model_args_loc(config: StrictModel) -> tuple[str, bool] | None:
     return None
 
 
-# from_pretrained keywords that name folders the service manages itself (it writes there)
-_SERVICE_FOLDERS = ("cache_dir", "offload_folder")
-# the endings of other keywords that name files or folders: not accepted from a request at all
+# the endings of from_pretrained keywords that name files or folders: an extra key (not in the schema, so not marked)
+# with one is not accepted from a request at all
 _PATH_LIKE = ("_dir", "_folder", "_file", "_path")
 
 
 def _check_model_args(resolver: _Resolver, config: StrictModel) -> None:
     """``model_args`` become ``from_pretrained`` keyword arguments: none of them may name a place outside the model.
 
-    ``subfolder`` is joined to the model's folder, so it must stay a relative path without ``..``; the folders the
-    loader writes to are the service's to choose; other path-like keywords (extra keys pass through) are refused.
+    Its declared fields that name places are marked in the schema and checked with every other path field
+    (``subfolder`` stays inside the model; ``cache_dir`` and ``offload_folder`` are the service's to choose); extra
+    keys pass through to the loader, so a path-like one is refused here.
     """
     if isinstance(config, SFTConfig | DPOConfig):
         section, model_args = "run_conf.model_args", config.run_conf.model_args
@@ -257,26 +305,13 @@ def _check_model_args(resolver: _Resolver, config: StrictModel) -> None:
         section, model_args = "model_conf.model_args", config.model_conf.model_args
     else:
         return
-    values = model_args.model_dump(exclude_unset=True)
-    subfolder = values.get("subfolder")
-    if isinstance(subfolder, str) and (
-        Path(subfolder).is_absolute() or ".." in Path(subfolder).parts or subfolder.startswith("~") or "\\" in subfolder
-    ):
-        resolver.fail(
-            422,
-            "path_not_allowed",
-            f"{section}.subfolder",
-            f"'{subfolder}' must be a relative folder inside the model, without '..'",
-        )
-    for key, value in values.items():
-        if value is None or key == "subfolder":
-            continue
-        if key in _SERVICE_FOLDERS or key.endswith(_PATH_LIKE):
+    for key, value in (model_args.model_extra or {}).items():
+        if value is not None and key.endswith(_PATH_LIKE):
             resolver.fail(
                 422,
                 "path_not_allowed",
                 f"{section}.{key}",
-                f"{key} names a file or folder, which this service chooses itself: leave it out",
+                f"{key} {_CHOSEN_BY_THE_SERVICE}",
             )
 
 
@@ -291,7 +326,7 @@ def plan_submission(
         submitted=config.model_dump(mode="json", by_alias=True, exclude_unset=True),
         config=config.model_dump(mode="json", by_alias=True, exclude_unset=kind in ENGINE_YAML_KINDS),
     )
-    resolver = _Resolver(session, settings, project, kind)
+    resolver = _Resolver(session, settings, project, kind, settings.artifact_root / job_id / "output")
     remote_code = _model_args_loc(config)
     if remote_code is not None and remote_code[1] and not settings.allow_trust_remote_code:
         resolver.fail(
@@ -301,40 +336,7 @@ def plan_submission(
             "this service does not run model repositories' own code (allow_trust_remote_code is off)",
         )
     _check_model_args(resolver, config)
-    for spec in path_fields(kind, config):
+    for spec in path_fields(config):
         resolver.path_field(spec, plan)
-    if isinstance(config, SFTConfig | DPOConfig):
-        _training_paths(resolver, config, plan, settings.artifact_root / job_id)
     resolver.raise_problems()
     return plan
-
-
-def _training_paths(resolver: _Resolver, config: SFTConfig | DPOConfig, plan: Plan, job_dir: Path) -> None:
-    # a checkpoint to resume from is read like any other input: only from under the allowed roots
-    resume = config.run_conf.resume_from_checkpoint
-    if isinstance(resume, str) and resume.lower() not in ("auto", "true", "false"):
-        path = resolver.local("run_conf.resume_from_checkpoint", resume, want_dir=True)
-        if path is not None:
-            plan.config["run_conf"]["resume_from_checkpoint"] = path
-    # configuration files the engine reads (a DeepSpeed or FSDP JSON) come from under the allowed roots too
-    for name in ("deepspeed", "fsdp_config"):
-        value = getattr(config.training_args, name, None)
-        if isinstance(value, str):
-            path = resolver.local(f"training_args.{name}", value, want_dir=False)
-            if path is not None:
-                plan.config["training_args"][name] = path
-    # a file store for MLflow is a folder the engine writes to: not one a request chooses
-    tracking = getattr(config, "tracking", None)
-    uri = getattr(tracking, "mlflow_server_uri", None) or ""
-    if uri.lower().startswith(("file:", "sqlite:", "/", ".", "~")):
-        resolver.fail(
-            422,
-            "path_not_allowed",
-            "tracking.mlflow_server_uri",
-            "a local MLflow store (a folder or a SQLite file) is not accepted here: give an MLflow server's address",
-        )
-    # outputs always go to the job's own folder, whatever the body said, so jobs cannot overwrite each other
-    output_dir = str(job_dir / "output")
-    if "output_dir" in config.training_args.model_fields_set and config.training_args.output_dir != output_dir:
-        plan.overridden["training_args.output_dir"] = config.training_args.output_dir
-    plan.config["training_args"]["output_dir"] = output_dir

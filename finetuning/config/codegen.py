@@ -39,6 +39,15 @@ ENGINE_DEFAULTS: dict[str, Any] = {"output_dir": None, "max_length": 2048}
 # Annotations wider than the dataclass's own, where the library coerces the narrower form itself.
 TYPE_OVERRIDES: dict[str, str] = {"loss_type": "str | list[str]"}
 
+# Fields that name files or folders: their ``str`` member becomes a path type of finetuning.config.paths, so the
+# service finds and confines them like every other path field (the path types' own docs say what each means).
+PATH_TYPES: dict[str, str] = {
+    "output_dir": "OutputDir",
+    "deepspeed": "ConfigFile",
+    "fsdp_config": "ConfigFile",
+    "accelerator_config": "ConfigFile",
+}
+
 # Descriptions rewritten where the engine widens a field's meaning.
 DESCRIPTION_OVERRIDES: dict[str, str] = {
     "loss_type": "The preference loss. Any DPO loss of TRL (sigmoid, hinge, ipo, exo_pair, nca_pair, robust, "
@@ -121,6 +130,8 @@ def _render_fields(
         default = _default(field)
         default_arg = default if default.startswith("default_factory=") else f"default={default}"
         annotation = TYPE_OVERRIDES.get(field.name) or _annotation(field.type)
+        if field.name in PATH_TYPES:
+            annotation = _path_annotation(field.name, annotation)
         # a subclass may widen a base field's type (e.g. TRL's bf16: bool | None); pydantic allows it, mypy not
         ignore = "  # type: ignore[assignment]" if field.name in retyped else ""
         lines.append(f"    {field.name}: {annotation} = Field({ignore}")
@@ -129,6 +140,20 @@ def _render_fields(
             lines.append(f"        description={help_text!r},")
         lines.append("    )")
     return lines
+
+
+def _path_annotation(name: str, annotation: str) -> str:
+    members = annotation.split(" | ")
+    if "str" not in members:
+        raise ValueError(f"{name} ({annotation}) no longer takes a str: update PATH_TYPES")
+    return " | ".join(PATH_TYPES[name] if member == "str" else member for member in members)
+
+
+def _path_imports(lines: list[str]) -> list[str]:
+    """The import of the path types the rendered fields use (none when they use none)."""
+    words = {word for line in lines if " = Field(" in line for word in line.split(" = Field(", 1)[0].split()}
+    used = sorted(set(PATH_TYPES.values()) & words)
+    return [f"from finetuning.config.paths import {', '.join(used)}"] if used else []
 
 
 def _header(source: str) -> list[str]:
@@ -149,9 +174,11 @@ def render_training_args() -> str:
     """The mirror of the installed ``transformers.TrainingArguments``."""
     import transformers
 
+    fields = _render_fields(transformers.TrainingArguments, skip=set())
     lines = _header(f"transformers {transformers.__version__}")
     lines += [
         "from finetuning.config.base import StrictModel",
+        *_path_imports(fields),
         "",
         f"TRANSFORMERS_VERSION = {transformers.__version__!r}",
         "",
@@ -160,7 +187,7 @@ def render_training_args() -> str:
         '    """Fields of ``transformers.TrainingArguments``; batch sizes and accumulation are computed."""',
         "",
     ]
-    lines += _render_fields(transformers.TrainingArguments, skip=set())
+    lines += fields
     return "\n".join(lines) + "\n"
 
 
@@ -185,9 +212,22 @@ def render_dpo_args() -> str:
         for f in dataclasses.fields(trl.DPOConfig)
         if f.name in base and (_default_value(f) != _default_value(base[f.name]) or f.type != base[f.name].type)
     }
+    retyped = frozenset(  # widened to accept None
+        f.name
+        for f in dataclasses.fields(trl.DPOConfig)
+        if f.name in base and "None" in _annotation(f.type) and "None" not in _annotation(base[f.name].type)
+    )
+    fields = _render_fields(trl.DPOConfig, skip=set(base) - changed, retyped=retyped)
+    seen = {f.name for f in dataclasses.fields(trl.DPOConfig)}
+    for class_name, (module_name, names) in PREFERENCE_EXTRA_FIELDS.items():
+        cls = getattr(importlib.import_module(module_name), class_name)
+        prefix = f"[{class_name.removesuffix('Config')} only] "
+        fields += _render_fields(cls, skip=set(base) | seen, only=names, help_prefix=prefix)
+        seen |= names
     lines = _header(f"trl {trl.__version__}")
     lines += [
         "from finetuning.config.hf_training_args import HFTrainingArguments",
+        *_path_imports(fields),
         "",
         f"TRL_VERSION = {trl.__version__!r}",
         "",
@@ -196,18 +236,7 @@ def render_dpo_args() -> str:
         '    """Fields of ``trl.DPOConfig`` (with its defaults), and of the KTO and CPO/SimPO trainers."""',
         "",
     ]
-    retyped = frozenset(  # widened to accept None
-        f.name
-        for f in dataclasses.fields(trl.DPOConfig)
-        if f.name in base and "None" in _annotation(f.type) and "None" not in _annotation(base[f.name].type)
-    )
-    lines += _render_fields(trl.DPOConfig, skip=set(base) - changed, retyped=retyped)
-    seen = {f.name for f in dataclasses.fields(trl.DPOConfig)}
-    for class_name, (module_name, names) in PREFERENCE_EXTRA_FIELDS.items():
-        cls = getattr(importlib.import_module(module_name), class_name)
-        prefix = f"[{class_name.removesuffix('Config')} only] "
-        lines += _render_fields(cls, skip=set(base) | seen, only=names, help_prefix=prefix)
-        seen |= names
+    lines += fields
     return "\n".join(lines) + "\n"
 
 

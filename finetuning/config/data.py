@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 
 from finetuning.config.base import StrictModel
+from finetuning.config.paths import DataFile
 
 
 class DataType(StrEnum):
@@ -32,7 +33,7 @@ class MissingPadTokenStrategy(StrEnum):
 
 
 class DatasetRef(StrictModel):
-    path: str = Field(description="A JSONL file or a JSON array of records.")
+    path: DataFile = Field(description="A JSONL file or a JSON array of records.")
 
 
 class WeightedDatasetRef(DatasetRef):

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from finetuning.config.base import StrictModel
+from finetuning.config.paths import ConfigFile, OutputDir
 
 TRANSFORMERS_VERSION = '5.24.0'
 
@@ -15,7 +16,7 @@ TRANSFORMERS_VERSION = '5.24.0'
 class HFTrainingArguments(StrictModel):
     """Fields of ``transformers.TrainingArguments``; batch sizes and accumulation are computed."""
 
-    output_dir: str | None = Field(
+    output_dir: OutputDir | None = Field(
         default=None,
         description='The output directory where the model predictions and checkpoints will be written.',
     )
@@ -343,7 +344,7 @@ class HFTrainingArguments(StrictModel):
         default=False,
         description='Whether or not to use cpu. If set to False, we will use the available torch device/backend.',
     )
-    accelerator_config: dict[str, Any] | str | None = Field(
+    accelerator_config: dict[str, Any] | ConfigFile | None = Field(
         default=None,
         description='Configuration for the internal Accelerate integration. Can be a path to a JSON config file or a dict.',
     )
@@ -423,11 +424,11 @@ class HFTrainingArguments(StrictModel):
         default=None,
         description='Enable PyTorch Fully Sharded Data Parallel (FSDP) for distributed training. Pass `--fsdp` (or `fsdp=True`) to turn FSDP on.',
     )
-    fsdp_config: dict[str, Any] | str | None = Field(
+    fsdp_config: dict[str, Any] | ConfigFile | None = Field(
         default=None,
         description='Tuning for FSDP (used only when `fsdp` is enabled). Either a path to a JSON config file (e.g., `fsdp_config.json`) or an already loaded dict.',
     )
-    deepspeed: dict[str, Any] | str | None = Field(
+    deepspeed: dict[str, Any] | ConfigFile | None = Field(
         default=None,
         description='Enable DeepSpeed integration. Value is a path to a JSON config file or a dict.',
     )

@@ -11,6 +11,7 @@ from finetuning.config import legacy, startup
 from finetuning.config.base import ConfigIssue, StrictModel
 from finetuning.config.data import DataConf, DataType
 from finetuning.config.model import ModelArgs, NoQuantizationConf, PeftConf, QuantConf, RunConf
+from finetuning.config.paths import DataFile, ModelPath
 from finetuning.config.tracking import TrackingConf
 from finetuning.config.training import BatchsizeConf, DPOTrainingArgs, Overrides, SFTArgs, SFTTrainingArgs
 
@@ -157,10 +158,10 @@ class DPOConfig(StrictModel):
 
 
 class GenerateModelConf(StrictModel):
-    model: str
+    model: ModelPath
     model_args: ModelArgs = Field(default_factory=ModelArgs)
-    adapter: str | None = None
-    tokenizer: str | None = Field(default=None, description="Defaults to the adapter if set, else the model.")
+    adapter: ModelPath | None = None
+    tokenizer: ModelPath | None = Field(default=None, description="Defaults to the adapter if set, else the model.")
 
 
 class OpenInputPrompt(StrictModel):
@@ -175,7 +176,7 @@ class OpenInputPrompt(StrictModel):
 
 
 class EvalDataRef(StrictModel):
-    path: str
+    path: DataFile
 
 
 class EvalDataPrompt(StrictModel):

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from finetuning.config import legacy
 from finetuning.config.base import StrictModel
+from finetuning.config.paths import CheckpointDir, ModelPath, ModelSubfolder, OutputName, ServiceDir
 
 # peft.PeftType values (peft 0.21.2); a test checks this list against the installed peft.
 PEFT_TYPES = (
@@ -78,11 +79,11 @@ class ModelArgs(StrictModel):
     max_memory: dict[str, Any] | None = None
     revision: str | None = None
     token: str | bool | None = None
-    cache_dir: str | None = None
+    cache_dir: ServiceDir | None = None
     local_files_only: bool | None = None
-    offload_folder: str | None = None
+    offload_folder: ServiceDir | None = None
     variant: str | None = None
-    subfolder: str | None = None
+    subfolder: ModelSubfolder | None = None
     tp_plan: str | dict[str, Any] | None = None
     trust_remote_code: bool = Field(
         default=False, description="Run the model repository's own Python code. Off unless you trust the source."
@@ -107,15 +108,15 @@ class ModelArgs(StrictModel):
 
 
 class RunConf(StrictModel):
-    model: str = Field(default="/local_resources/basemodel", description="A local folder or a hub id.")
+    model: ModelPath = Field(default="/local_resources/basemodel", description="A local folder or a hub id.")
     model_args: ModelArgs = Field(default_factory=ModelArgs)
-    tokenizer: str | None = Field(default=None, description="Defaults to `model`.")
+    tokenizer: ModelPath | None = Field(default=None, description="Defaults to `model`.")
     use_fast_tokenizer: bool = True
-    resume_from_checkpoint: bool | str = Field(
+    resume_from_checkpoint: bool | CheckpointDir = Field(
         default=False,
         description='true/false, a checkpoint folder, or "auto": the last checkpoint in output_dir if there is one.',
     )
-    final_checkpoint_name: str = "checkpoint-final"
+    final_checkpoint_name: OutputName = "checkpoint-final"
     determinism: Determinism = Determinism.NO
 
 
@@ -129,7 +130,7 @@ class PretrainedPeftConf(StrictModel):
     """Continue training an existing adapter."""
 
     peft_type: Literal["PRETRAINED_PEFT"] = "PRETRAINED_PEFT"
-    name_or_path: str
+    name_or_path: ModelPath
 
 
 class GenericPeftConf(StrictModel):

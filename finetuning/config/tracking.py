@@ -5,10 +5,11 @@ from __future__ import annotations
 from pydantic import Field
 
 from finetuning.config.base import StrictModel
+from finetuning.config.paths import TrackingUri
 
 
 class TrackingConf(StrictModel):
-    mlflow_server_uri: str | None = Field(
+    mlflow_server_uri: TrackingUri | None = Field(
         default=None,
         description='Tracking URI, e.g. "file:///home/me/mlruns", "sqlite:///mlflow.db" or "http://mlflow:5000". '
         "Empty or null: the config does not set up MLflow.",

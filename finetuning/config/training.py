@@ -11,6 +11,7 @@ from finetuning.config import legacy
 from finetuning.config.base import StrictModel
 from finetuning.config.hf_dpo_args import HFDPOArguments
 from finetuning.config.hf_training_args import HFTrainingArguments
+from finetuning.config.paths import OutputName
 
 # Fields of transformers' TrainingArguments the engine owns, and what to set instead.
 ENGINE_OWNED_KEYS: dict[str, str] = {
@@ -87,7 +88,7 @@ class SFTArgs(StrictModel):
     length_handling: Literal["filter", "truncate"] = Field(
         default="filter", description="filter drops examples over max_seq_length; truncate cuts them."
     )
-    save_name_if_new_basemodel: str = "checkpoint-new-basemodel"
+    save_name_if_new_basemodel: OutputName = "checkpoint-new-basemodel"
     train_on_completions_only: bool = False
     packing: bool = Field(
         default=True,

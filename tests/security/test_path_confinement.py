@@ -5,11 +5,15 @@ code needs the operator's consent.
 tests/service/test_api.py already covers: an absolute data path outside the roots, a ``..`` chain and a symlinked
 data file; trust_remote_code refused for SFT; another project's job answering 404 on every job route. This file adds
 the other forms, every path field, and the cases those leave out.
+
+Which fields name paths is not listed here: the schema marks them (finetuning.config.paths) and the tests walk the
+bodies below with the same walker the API uses, so a field marked tomorrow is tested without a change here.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +25,9 @@ from fastapi.testclient import TestClient
 from security_helpers import make_token, new_project, sft_body
 from sqlalchemy import func, select
 
+from api.jobkinds import REQUEST_MODELS
 from api.main import create_app
+from finetuning.config.paths import PathMarker, marked_fields, path_fields
 from jobcore.db import session_scope
 from jobcore.models import Job, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
@@ -86,20 +92,27 @@ def _set(body: dict[str, Any], loc: str, value: Any) -> None:
 
 
 def _bodies(model: Path, data: Path) -> dict[str, dict[str, Any]]:
+    """A body per kind (and per section variant) that, between them, reach every marked path field."""
     sft = sft_body(model, data)
     sft["run_conf"]["tokenizer"] = str(model)
+    sft["run_conf"]["resume_from_checkpoint"] = "auto"  # a string: the walker sees the field (auto is no path)
     sft["data_conf"]["validation_data"] = {"type": "CONCATENATION", "datasets": [{"path": str(data)}]}
+    sft["tracking"] = {"mlflow_server_uri": "http://mlflow:5000"}
     pretrained = copy.deepcopy(sft)
     pretrained["peft_conf"] = {"peft_type": "PRETRAINED_PEFT", "name_or_path": str(model)}
-    dpo = sft_body(model, data)
+    dpo = copy.deepcopy(sft)
     del dpo["sft_args"]
     dpo["training_args"]["loss_type"] = "sigmoid"
+    dpo_pretrained = copy.deepcopy(dpo)
+    dpo_pretrained["peft_conf"] = {"peft_type": "PRETRAINED_PEFT", "name_or_path": str(model)}
     return {
         "sft": sft,
         "sft-pretrained": pretrained,
         "dpo": dpo,
+        "dpo-pretrained": dpo_pretrained,
         "merge": {"base_model": str(model), "adapter": str(model), "tokenizer": str(model)},
-        "adapter-conversion": {"adapter": str(model)},
+        # the training config given inline is read by the conversion (its model and tokenizer): confined too
+        "adapter-conversion": {"adapter": str(model), "training_config": copy.deepcopy(pretrained)},
         "generate": {
             "model_conf": {"model": str(model), "adapter": str(model), "tokenizer": str(model)},
             "prompt_conf": {"type": "eval-data", "data": {"path": str(data)}},
@@ -107,25 +120,41 @@ def _bodies(model: Path, data: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-# (body, field, is a folder)
-PATH_FIELDS = [
-    ("sft", "run_conf.model", True),
-    ("sft", "run_conf.tokenizer", True),
-    ("sft", "run_conf.resume_from_checkpoint", True),
-    ("sft", "data_conf.training_data.datasets[0].path", False),
-    ("sft", "data_conf.validation_data.datasets[0].path", False),
-    ("sft-pretrained", "peft_conf.name_or_path", True),
-    ("dpo", "run_conf.model", True),
-    ("dpo", "data_conf.training_data.datasets[0].path", False),
-    ("merge", "base_model", True),
-    ("merge", "adapter", True),
-    ("merge", "tokenizer", True),
-    ("adapter-conversion", "adapter", True),
-    ("generate", "model_conf.model", True),
-    ("generate", "model_conf.adapter", True),
-    ("generate", "model_conf.tokenizer", True),
-    ("generate", "prompt_conf.data.path", False),
-]
+def _kind(body_name: str) -> JobKind:
+    return JobKind(body_name.removesuffix("-pretrained"))
+
+
+def _reached() -> dict[tuple[JobKind, str], tuple[str, PathMarker]]:
+    """Every marked field the bodies reach, found by the schema's walker: (kind, field) -> (the first body that
+    reaches it, its marker). No list of fields is kept here: a field marked tomorrow is tested as soon as a body
+    reaches it (and test_every_marked_field_is_reached fails until one does)."""
+    reached: dict[tuple[JobKind, str], tuple[str, PathMarker]] = {}
+    for name, body in _bodies(Path("/m"), Path("/d.jsonl")).items():
+        config = REQUEST_MODELS[_kind(name)].validate_config(body)
+        for field in path_fields(config):
+            reached.setdefault((_kind(name), field.loc), (name, field.marker))
+    return reached
+
+
+def _fields(use: str) -> list[Any]:
+    """pytest params (body, field, marker) for every reached field whose marker's use is ``use``."""
+    return [
+        pytest.param(name, loc, marker, id=f"{kind.value}:{loc}")
+        for (kind, loc), (name, marker) in _reached().items()
+        if marker.use == use
+    ]
+
+
+def test_every_marked_field_is_reached() -> None:
+    """Each kind's marked fields (from its schema) are reached by one of the bodies, so the tests below cover them."""
+    reached = {(kind, re.sub(r"\[\d+\]", "[]", loc)) for kind, loc in _reached()}
+    missing = [
+        f"{kind.value}: {field.loc}"
+        for kind, model in REQUEST_MODELS.items()
+        for field in marked_fields(model)
+        if (kind, field.loc) not in reached
+    ]
+    assert not missing, f"no body in _bodies reaches these marked fields: add one that does: {missing}"
 
 
 def test_the_bodies_are_accepted_as_they_are(
@@ -133,12 +162,12 @@ def test_the_bodies_are_accepted_as_they_are(
 ) -> None:
     """The baseline of the tests below: with allowed paths every body is accepted (and stays queued)."""
     for name, body in _bodies(model_dir, data_file).items():
-        r = caller.submit(name.removesuffix("-pretrained"), body)
+        r = caller.submit(_kind(name).value, body)
         assert r.status_code == 201, (name, r.text[:500])
     assert jobs_of(settings, caller.project) == len(_bodies(model_dir, data_file))
 
 
-@pytest.mark.parametrize(("body_name", "field", "folder"), PATH_FIELDS)
+@pytest.mark.parametrize(("body_name", "field", "marker"), _fields("input"))
 def test_every_path_field_is_confined(
     caller: Caller,
     model_dir: Path,
@@ -147,13 +176,72 @@ def test_every_path_field_is_confined(
     settings: ServiceSettings,
     body_name: str,
     field: str,
-    folder: bool,
+    marker: PathMarker,
 ) -> None:
     body = _bodies(model_dir, data_file)[body_name]
-    _set(body, field, str(outside / "model") if folder else str(outside / "secret.jsonl"))
-    error = refused(caller.submit(body_name.removesuffix("-pretrained"), body), field, {"path_not_allowed"})
+    _set(body, field, str(outside / "model") if marker.target == "dir" else str(outside / "secret.jsonl"))
+    error = refused(caller.submit(_kind(body_name).value, body), field, {"path_not_allowed"})
     assert "outside the allowed roots" in error["message"]
     assert jobs_of(settings, caller.project) == 0
+
+
+@pytest.mark.parametrize("escape", ["/etc/x", "../../x", "a/../../x", "~/x", "~root", "..\\x"])
+@pytest.mark.parametrize(("body_name", "field", "marker"), _fields("inside"))
+def test_names_inside_a_folder_stay_inside(
+    caller: Caller,
+    model_dir: Path,
+    data_file: Path,
+    settings: ServiceSettings,
+    body_name: str,
+    field: str,
+    marker: PathMarker,
+    escape: str,
+) -> None:
+    """A folder name joined to another folder (the model's subfolder, the final checkpoint's name inside
+    output_dir) cannot leave it: an absolute path would replace the folder, '..' climb out of it."""
+    body = _bodies(model_dir, data_file)[body_name]
+    _set(body, field, escape)
+    error = refused(caller.submit(_kind(body_name).value, body), field, {"path_not_allowed"})
+    assert f"inside {marker.within}" in error["message"]
+    assert jobs_of(settings, caller.project) == 0
+
+
+@pytest.mark.parametrize(("body_name", "field", "marker"), _fields("service"))
+def test_places_the_service_chooses_are_refused(
+    caller: Caller,
+    model_dir: Path,
+    data_file: Path,
+    settings: ServiceSettings,
+    body_name: str,
+    field: str,
+    marker: PathMarker,
+) -> None:
+    body = _bodies(model_dir, data_file)[body_name]
+    _set(body, field, "file:///tmp/store" if marker.target == "uri" else "/tmp/anywhere")
+    refused(caller.submit(_kind(body_name).value, body), field, {"path_not_allowed"})
+    assert jobs_of(settings, caller.project) == 0
+
+
+@pytest.mark.parametrize(("body_name", "field", "marker"), _fields("output"))
+def test_outputs_go_to_the_jobs_own_folder(
+    caller: Caller,
+    model_dir: Path,
+    data_file: Path,
+    settings: ServiceSettings,
+    body_name: str,
+    field: str,
+    marker: PathMarker,
+) -> None:
+    body = _bodies(model_dir, data_file)[body_name]
+    _set(body, field, "/somewhere/else")
+    r = caller.submit(_kind(body_name).value, body)
+    assert r.status_code == 201, r.text[:300]
+    job = r.json()
+    resolved: Any = job["resolved"]["config"]
+    for part in field.split("."):
+        resolved = resolved[part]
+    assert resolved == str(settings.artifact_root / job["id"] / "output")
+    assert job["resolved"]["overridden"] == {field: "/somewhere/else"}
 
 
 # ---------------------------------------------------------------- the forms an escape can take
