@@ -38,7 +38,7 @@ def train_trl(spec: dict[str, Any], meter: Any, setting: str) -> None:
     records = [json.loads(line) for line in Path(spec["data_path"]).read_text().splitlines() if line.strip()]
     dataset = Dataset.from_list([{"messages": r["messages"]} for r in records])
     cpu = spec["device"] == "cpu"
-    options: dict[str, Any] = {
+    per_setting: dict[str, dict[str, Any]] = {
         "baseline": {},
         "trl_no_ckpt": {"gradient_checkpointing": False},
         "trl_best": {"packing": True, "packing_strategy": "bfd", "gradient_checkpointing": False},
@@ -48,7 +48,8 @@ def train_trl(spec: dict[str, Any], meter: Any, setting: str) -> None:
             "gradient_checkpointing": False,
             "use_liger_kernel": True,
         },
-    }[setting]
+    }
+    options = dict(per_setting[setting])
     if spec["bf16"]:
         # the checkpoint's dtype, as the engine loads it (TRL would otherwise load fp32 weights under bf16 autocast)
         options["model_init_kwargs"] = {"dtype": "bfloat16"}

@@ -16,7 +16,7 @@ def meter_class() -> type:
     import torch
     from transformers import TrainerCallback
 
-    class Meter(TrainerCallback):  # type: ignore[misc]
+    class Meter(TrainerCallback):
         """Token counts from a forward pre-hook (device tensors, read once), step times from ``on_step_end``."""
 
         def __init__(self, spec: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Child processes that do not outlive their parent: the worker's engines and the dev server's workers."""
+"""Child processes: the engines that must not outlive their worker, and the command line that starts a worker (the dev
+server, the tests and the chaos suite start workers with it)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,17 @@ def die_with_parent(ignore: tuple[signal.Signals, ...] = ()) -> Callable[[], Non
             os._exit(1)
 
     return preexec
+
+
+def worker_command(
+    python: str, queue: str, *, concurrency: int = 1, hostname: str | None = None, pool: str | None = None
+) -> list[str]:
+    """The command line of a worker process consuming ``queue`` (what the dev server, the tests and the chaos suite
+    start; the images run the same through their entrypoint)."""
+    argv = [python, "-m", "celery", "-A", "worker.celery_app", "worker", "--queues", queue]
+    argv += ["--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    if pool is not None:
+        argv += ["--pool", pool]
+    if hostname is not None:
+        argv += ["--hostname", hostname]
+    return argv

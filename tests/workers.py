@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from worker.celery_app import worker_command
+from jobcore.process import worker_command
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

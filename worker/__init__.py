@@ -2,7 +2,7 @@
 streams its output and events back into the database, and records the outcome.
 
 Modules:
-- ``celery_app``: the Celery app, built from settings, and the command line that starts a worker.
+- ``celery_app``: the Celery app, built from settings (the command line that starts a worker: ``jobcore.process``).
 - ``tasks``: the ``jobs.run`` task; ``consumer``: the consumer, reconnecting to a lost broker within a second or so.
 - ``dispatch``: enqueueing a job (the one thing the API imports from here; light to import).
 - ``runner``: a job's lifecycle on a worker: claim, start, follow, finish or hand back.

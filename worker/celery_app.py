@@ -35,20 +35,6 @@ def broker_transport_options(broker_url: str, visibility_timeout_s: int) -> dict
     return {}
 
 
-def worker_command(
-    python: str, queue: str, *, concurrency: int = 1, hostname: str | None = None, pool: str | None = None
-) -> list[str]:
-    """The command line of a worker process consuming ``queue`` (what the dev server, the tests and the chaos suite
-    start; the images run the same through their entrypoint)."""
-    argv = [python, "-m", "celery", "-A", "worker.celery_app", "worker", "--queues", queue]
-    argv += ["--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    if pool is not None:
-        argv += ["--pool", pool]
-    if hostname is not None:
-        argv += ["--hostname", hostname]
-    return argv
-
-
 def _ensure_broker_folder(broker_url: str) -> None:
     # SQLite creates its file but not the folder: a worker started before the API must not fail on it
     prefix = "sqla+sqlite:///"

@@ -2,7 +2,7 @@
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import torch
@@ -120,6 +120,10 @@ def test_empty_markers_are_rejected() -> None:
 # tokenize_markers_in_context with hand-made offsets (as the original's test), then with a real tokenizer.
 
 
+def _fixed_offsets(offsets: list[tuple[int, int]]) -> Any:
+    return _FixedOffsetsTokenizer(offsets)  # typed as the tokenizer it stands in for
+
+
 class _FixedOffsetsTokenizer:
     """A fast-tokenizer stand-in that returns fixed ids and offsets whatever the text."""
 
@@ -137,17 +141,17 @@ class _FixedOffsetsTokenizer:
 
 
 def test_in_context_drops_the_prefix_tokens() -> None:
-    tokenizer = _FixedOffsetsTokenizer([(0, 1), (1, 2), (2, 3), (3, 4)])
+    tokenizer = _fixed_offsets([(0, 1), (1, 2), (2, 3), (3, 4)])
     assert tokenize_markers_in_context(tokenizer, "abc") == [1, 2, 3]
 
 
 def test_in_context_skips_zero_width_prefix_tokens() -> None:
-    tokenizer = _FixedOffsetsTokenizer([(0, 0), (0, 1), (1, 3), (3, 4)])
+    tokenizer = _fixed_offsets([(0, 0), (0, 1), (1, 3), (3, 4)])
     assert tokenize_markers_in_context(tokenizer, "abc") == [2, 3]
 
 
 def test_in_context_refuses_a_marker_merged_with_the_prefix() -> None:
-    tokenizer = _FixedOffsetsTokenizer([(0, 2), (2, 4)])
+    tokenizer = _fixed_offsets([(0, 2), (2, 4)])
     with pytest.raises(ValueError, match="merge with the preceding newline"):
         tokenize_markers_in_context(tokenizer, "abc")
 
@@ -157,7 +161,7 @@ def test_in_context_needs_a_fast_tokenizer() -> None:
         is_fast = False
 
     with pytest.raises(TypeError, match="fast tokenizer"):
-        tokenize_markers_in_context(Slow(), "abc")
+        tokenize_markers_in_context(cast(Any, Slow()), "abc")
 
 
 def test_in_context_rejects_an_empty_marker(tokenizer: Any) -> None:

@@ -23,7 +23,7 @@ ORIGINAL_CONFIGS = sorted((ASSETS / "original-configs").glob("*.yaml"))
 LEGACY_FIELDS: dict[str, dict[str, dict[str, Any]]] = json.loads((ASSETS / "legacy-fields.json").read_text())
 
 
-def config_class(path: Path) -> type:
+def config_class(path: Path) -> Any:
     data = yaml.safe_load(path.read_text())
     if "model_conf" in data:
         return GenerateConfig
@@ -51,7 +51,7 @@ def dpo(training_args: dict[str, Any], **sections: Any) -> dict[str, Any]:
     return data
 
 
-def issues(cls: type, data: dict[str, Any]) -> dict[str, str]:
+def issues(cls: Any, data: dict[str, Any]) -> dict[str, str]:
     with pytest.raises(ConfigError) as caught:
         cls.validate_config(data)
     return {issue.loc: issue.message for issue in caught.value.issues}
@@ -102,7 +102,7 @@ def test_the_recipes_keep_their_meaning() -> None:
     ],
 )
 def test_every_field_of_the_old_libraries_is_accepted_or_has_a_rule(
-    source: str, schema: type, retired: dict[str, str]
+    source: str, schema: Any, retired: dict[str, str]
 ) -> None:
     accepted = set(schema.model_fields) | {"max_prompt_length", "max_completion_length"}
     unaccounted = sorted(name for name in LEGACY_FIELDS[source] if name not in accepted and name not in retired)
@@ -117,7 +117,7 @@ def test_every_field_of_the_old_libraries_is_accepted_or_has_a_rule(
         ("trl-0.13.0 DPOConfig", dpo, DPOConfig),
     ],
 )
-def test_every_old_field_at_its_old_default_is_accepted(source: str, build: Any, cls: type) -> None:
+def test_every_old_field_at_its_old_default_is_accepted(source: str, build: Any, cls: Any) -> None:
     """What the original accepted at its defaults loads (the batch fields it computed itself it refused too)."""
     defaults = {
         name: field["default"]
@@ -258,7 +258,7 @@ REFUSALS = [
 
 @pytest.mark.parametrize(("cls", "training_args", "loc", "reason"), REFUSALS)
 def test_what_cannot_be_kept_is_refused_with_the_reason(
-    cls: type, training_args: dict[str, Any], loc: str, reason: str
+    cls: Any, training_args: dict[str, Any], loc: str, reason: str
 ) -> None:
     build = dpo if cls is DPOConfig else sft
     assert reason in issues(cls, build(training_args))[loc]
