@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,34 @@ def _check_model_args(resolver: _Resolver, config: StrictModel) -> None:
             )
 
 
+# training_args sections that may be given inline as a dict, read by DeepSpeed, FSDP or accelerate: a path-like key
+# in them names a place the library writes or reads (an NVMe offload folder, a monitor's output file)
+_LIBRARY_SETTINGS = ("deepspeed", "fsdp_config", "accelerator_config")
+
+
+def _check_library_settings(resolver: _Resolver, config: StrictModel) -> None:
+    """Inline DeepSpeed / FSDP / accelerate settings are free-form (not in the schema, so not marked): a path-like key
+    anywhere in them is refused (a DeepSpeed ``nvme_path`` would make the job write swap files wherever it says)."""
+    args = getattr(config, "training_args", None)
+    for name in _LIBRARY_SETTINGS:
+        value = getattr(args, name, None)
+        if isinstance(value, dict):
+            for loc in _path_like_keys(value, f"training_args.{name}"):
+                resolver.fail(422, "path_not_allowed", loc, f"{loc.rsplit('.', 1)[-1]} {_CHOSEN_BY_THE_SERVICE}")
+
+
+def _path_like_keys(value: Any, loc: str) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key.endswith(_PATH_LIKE) and isinstance(item, str) and item:
+                yield f"{loc}.{key}"
+            else:
+                yield from _path_like_keys(item, f"{loc}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _path_like_keys(item, f"{loc}[{index}]")
+
+
 def plan_submission(
     session: Session, settings: ServiceSettings, project: str, kind: JobKind, config: StrictModel, job_id: str
 ) -> Plan:
@@ -336,6 +365,7 @@ def plan_submission(
             "this service does not run model repositories' own code (allow_trust_remote_code is off)",
         )
     _check_model_args(resolver, config)
+    _check_library_settings(resolver, config)
     for spec in path_fields(config):
         resolver.path_field(spec, plan)
     resolver.raise_problems()

@@ -511,3 +511,35 @@ def test_a_local_mlflow_store_is_refused(caller: Caller, model_dir: Path, data_f
     body = _bodies(model_dir, data_file)["sft"]
     body["tracking"] = {"mlflow_server_uri": uri}
     refused(caller.submit("sft", body), "tracking.mlflow_server_uri", {"path_not_allowed"})
+
+
+@pytest.mark.parametrize(
+    ("name", "inline", "param"),
+    [
+        (
+            "deepspeed",
+            {"zero_optimization": {"stage": 3, "offload_param": {"device": "nvme", "nvme_path": "/tmp/swap"}}},
+            "training_args.deepspeed.zero_optimization.offload_param.nvme_path",
+        ),
+        (
+            "deepspeed",
+            {"tensorboard": {"enabled": True, "output_path": "/tmp/tb"}},
+            "training_args.deepspeed.tensorboard.output_path",
+        ),
+        ("fsdp_config", {"some_dir": "/etc"}, "training_args.fsdp_config.some_dir"),
+    ],
+)
+def test_inline_library_settings_cannot_name_places(
+    caller: Caller, model_dir: Path, data_file: Path, name: str, inline: dict[str, Any], param: str
+) -> None:
+    """DeepSpeed, FSDP and accelerate settings given inline are free-form: a path-like key anywhere in them is refused
+    (DeepSpeed would write its NVMe swap files or a monitor's output wherever it says)."""
+    body = _bodies(model_dir, data_file)["sft"]
+    body["training_args"][name] = inline
+    refused(caller.submit("sft", body), param, {"path_not_allowed"})
+
+
+def test_inline_library_settings_without_places_are_accepted(caller: Caller, model_dir: Path, data_file: Path) -> None:
+    body = _bodies(model_dir, data_file)["sft"]
+    body["training_args"]["fsdp_config"] = {"min_num_params": 1000}
+    assert caller.submit("sft", body).status_code == 201
