@@ -321,6 +321,14 @@ def install_chat_framing(tokenizer: PreTrainedTokenizerBase) -> None:
         raise RuntimeError("this tokenizer's apply_chat_template is already wrapped")
     unwrapped = tokenizer.apply_chat_template
     signature = inspect.signature(unwrapped)
+    # TRL calls this once per row: the framing (two probe encodings) is read once per add_bos/add_eos setting
+    framings: dict[tuple[Any, Any], SpecialTokenFraming] = {}
+
+    def current_framing() -> SpecialTokenFraming:
+        setting = (getattr(tokenizer, "add_bos_token", None), getattr(tokenizer, "add_eos_token", None))
+        if setting not in framings:
+            framings[setting] = SpecialTokenFraming.of(tokenizer)
+        return framings[setting]
 
     @functools.wraps(unwrapped)
     def apply_chat_template(*args: Any, **kwargs: Any) -> Any:
@@ -330,7 +338,7 @@ def install_chat_framing(tokenizer: PreTrainedTokenizerBase) -> None:
         options = bound.arguments
         if not options["tokenize"] or options["return_tensors"] is not None or options["padding"] not in (False, None):
             return result
-        framing = SpecialTokenFraming.of(tokenizer)
+        framing = current_framing()
         if not framing.prefix:
             return result
         if not options["return_dict"]:

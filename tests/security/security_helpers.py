@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from api.admin import create_token
 from jobcore.db import session_scope
@@ -38,17 +36,3 @@ def make_token(settings: ServiceSettings, project: str) -> str:
 
 def new_project() -> str:
     return f"sec-{secrets.token_hex(4)}"
-
-
-def sft_body(model: Path | str, data: Path | str) -> dict[str, Any]:
-    return {
-        "data_conf": {
-            "training_data": {"type": "CONCATENATION", "datasets": [{"path": str(data)}]},
-            "validation_data": {"type": "NONE"},
-        },
-        "training_args": {"max_steps": 2, "learning_rate": 1e-3},
-        "batchsize_conf": {"total_train_batch_size": 2, "max_per_device_train_batch_size": 2},
-        "peft_conf": {"peft_type": "LORA", "peft_kwargs": {"r": 4}},
-        "run_conf": {"model": str(model)},
-        "sft_args": {"max_seq_length": 64},
-    }

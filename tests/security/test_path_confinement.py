@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from security_helpers import make_token, new_project, sft_body
+from security_helpers import make_token, new_project
 from sqlalchemy import func, select
 
 from api.jobkinds import REQUEST_MODELS
@@ -31,6 +31,7 @@ from finetuning.config.paths import PathMarker, marked_fields, path_fields
 from jobcore.db import session_scope
 from jobcore.models import Job, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
+from tests.service.api_helpers import sft_body
 
 REFUSED = {"path_not_allowed", "path_not_found", "invalid_path", "invalid_body", "hub_models_disabled"}
 
