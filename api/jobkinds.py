@@ -65,16 +65,3 @@ def parse_job_reference(value: str) -> JobReference | None:
     match = JOB_REFERENCE.match(value)
     return JobReference(match["job_id"].lower(), match["artifact"]) if match else None
 
-
-def set_field(data: dict[str, Any], loc: str, value: Any) -> None:
-    """Set ``data`` at a dotted location such as ``data_conf.training_data.datasets[0].path``; a section missing
-    from ``data`` (left to its defaults) is added."""
-    parts = [p for p in re.split(r"\.|\[(\d+)\]", loc) if p]
-    target: Any = data
-    for part in parts[:-1]:
-        target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
-    last = parts[-1]
-    if last.isdigit():
-        target[int(last)] = value
-    else:
-        target[last] = value

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from api import repository
 from api.errors import ApiError, ErrorIssue
-from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference, set_field
+from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
-from finetuning.config.paths import PathField, path_fields
+from finetuning.config.paths import PathField, path_fields, set_field
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.settings import ServiceSettings
 

@@ -98,10 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(args: argparse.Namespace, events: EventWriter) -> dict[str, Any]:
     from finetuning.runtime import RunOptions
     from finetuning.settings import get_engine_settings
+    from finetuning.storage.inputs import fetch_inputs
     from finetuning.tracking import TrackingCli
 
+    settings = get_engine_settings()
     options = RunOptions(
-        settings=get_engine_settings(),
+        settings=settings,
         num_preprocess_workers=args.num_preprocess_workers,
         tracking=TrackingCli(args.mlflow_server_uri, args.experiment_name, args.hf_mlflow_log_artifacts),
     )
@@ -111,16 +113,16 @@ def _train(args: argparse.Namespace, events: EventWriter) -> dict[str, Any]:
         from finetuning.config import SFTConfig
         from finetuning.methods.sft import run_sft
 
-        sft = run_sft(SFTConfig.from_yaml_file(args.config), options, events)
+        sft = run_sft(fetch_inputs(SFTConfig.from_yaml_file(args.config), settings, events), options, events)
         outcome = sft.outcome
         if sft.new_basemodel is not None:
-            artifacts["new_basemodel"] = str(sft.new_basemodel)
+            artifacts["new_basemodel"] = sft.new_basemodel
         metrics.update(train_examples=sft.train_examples, eval_examples=sft.eval_examples)
     else:
         from finetuning.config import DPOConfig
         from finetuning.methods.dpo import run_dpo
 
-        dpo = run_dpo(DPOConfig.from_yaml_file(args.config), options, events)
+        dpo = run_dpo(fetch_inputs(DPOConfig.from_yaml_file(args.config), settings, events), options, events)
         outcome = dpo.outcome
         metrics.update(train_examples=dpo.train_examples, eval_examples=dpo.eval_examples)
         artifacts["reference_model"] = dpo.reference_model

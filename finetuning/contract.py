@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,6 +43,7 @@ EVENTS_VERSION = 1
 
 class EventType(StrEnum):
     RUN_STARTED = "run_started"
+    STORAGE = "storage"  # a bucket download or upload: its state, URI and bytes
     PHASE = "phase"
     METRICS = "metrics"
     EVAL = "eval"
@@ -84,6 +86,22 @@ def checkpoint_step(path: Path) -> int | None:
 def is_complete_checkpoint(path: Path) -> bool:
     """Saved to the end: the trainer state (written last) and weights are there."""
     return (path / _CHECKPOINT_COMPLETE).is_file() and any(path.glob("*.safetensors"))
+
+
+UPLOAD_MARKER = ".upload-complete.json"
+"""The object written last into an uploaded folder (a checkpoint in a bucket): without it the upload was cut off."""
+
+
+def last_uploaded_checkpoint(keys: Iterable[str]) -> str | None:
+    """The newest ``checkpoint-N`` among ``keys`` (object keys relative to a run's output prefix) whose upload
+    completed (its :data:`UPLOAD_MARKER` is there), or None: the bucket's side of :func:`last_complete_checkpoint`."""
+    steps: dict[str, int] = {}
+    for key in keys:
+        folder, _, name = key.partition("/")
+        step = checkpoint_step(Path(folder))
+        if step is not None and name == UPLOAD_MARKER:
+            steps[folder] = step
+    return max(steps, key=lambda folder: steps[folder]) if steps else None
 
 
 def last_complete_checkpoint(*folders: Path) -> Path | None:

@@ -28,12 +28,14 @@ if TYPE_CHECKING:
 
 
 class Phase(StrEnum):
+    DOWNLOADING = "downloading"
     LOADING_TOKENIZER = "loading_tokenizer"
     PREPROCESSING = "preprocessing"
     LOADING_MODEL = "loading_model"
     TRAINING = "training"
     EVALUATING = "evaluating"
     SAVING = "saving"
+    UPLOADING = "uploading"
     MERGING = "merging"
     CONVERTING = "converting"
     GENERATING = "generating"

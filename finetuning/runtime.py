@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 from finetuning.config.hf_training_args import HFTrainingArguments
 from finetuning.config.model import Determinism
 from finetuning.settings import EngineSettings
+from finetuning.storage.places import OutputPlace, output_place
 from finetuning.tracking import TrackingCli
 
 if TYPE_CHECKING:
@@ -53,8 +54,10 @@ def seed_everything(seed: int, determinism: Determinism) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def output_dir_for(args: HFTrainingArguments, settings: EngineSettings) -> Path:
-    return Path(args.output_dir or settings.checkpoints_path).expanduser()
+def output_place_for(args: HFTrainingArguments, settings: EngineSettings) -> OutputPlace:
+    """Where the run writes: ``training_args.output_dir`` (a folder, or an ``s3://`` prefix staged locally and
+    published as it is written) or ``CHECKPOINTS_PATH``."""
+    return output_place(args.output_dir or settings.checkpoints_path, settings)
 
 
 def accelerator_available() -> bool:
@@ -62,11 +65,3 @@ def accelerator_available() -> bool:
     import torch
 
     return bool(torch.accelerator.is_available())
-
-
-OOM_REMEDY = (
-    "out of memory: lower batchsize_conf.max_per_device_train_batch_size (the total batch size stays the same: "
-    "gradient accumulation makes up the difference), shorten sft_args.max_seq_length, set "
-    "training_args.gradient_checkpointing: true, or load the model in 4-bit (quant_conf: {quantization_type: "
-    "bits-and-bytes, load_in_4bit: true})"
-)

@@ -42,6 +42,30 @@ class EngineSettings(BaseSettings):
         validation_alias="FINETUNING_CACHE_DIR",
         description="Cache for preprocessed data and similar (default ~/.cache/silogen-finetuning).",
     )
+    storage_cache_dir: Path | None = Field(
+        default=None,
+        validation_alias="FINETUNING_STORAGE_CACHE_DIR",
+        description="Where models and data read from buckets (s3://) are cached, shared by the runs of a machine. "
+        "Default: <FINETUNING_CACHE_DIR>/storage.",
+    )
+    storage_cache_max_gb: float = Field(
+        default=200.0,
+        gt=0,
+        validation_alias="FINETUNING_STORAGE_CACHE_MAX_GB",
+        description="Size of that cache; the least recently used inputs are deleted beyond it (never one in use).",
+    )
+    staging_dir: Path | None = Field(
+        default=None,
+        validation_alias="FINETUNING_STAGING_DIR",
+        description="Where a run whose output goes to a bucket writes it before uploading (checkpoints, final model). "
+        "Default: <FINETUNING_CACHE_DIR>/staging.",
+    )
+    upload_retry_seconds: float = Field(
+        default=900.0,
+        ge=0,
+        validation_alias="FINETUNING_UPLOAD_RETRY_SECONDS",
+        description="How long a failing upload is retried (with back-off) before the run fails with storage_error.",
+    )
     mlflow_tracking_uri: str | None = Field(
         default=None,
         validation_alias="MLFLOW_TRACKING_URI",
@@ -60,7 +84,15 @@ class EngineSettings(BaseSettings):
         "it. Default: none.",
     )
 
-    @field_validator("checkpoints_path", "events_file", "cache_dir", mode="after")
+    @property
+    def storage_cache(self) -> Path:
+        return self.storage_cache_dir or self.cache_dir / "storage"
+
+    @property
+    def staging(self) -> Path:
+        return self.staging_dir or self.cache_dir / "staging"
+
+    @field_validator("checkpoints_path", "events_file", "cache_dir", "storage_cache_dir", "staging_dir", mode="after")
     @classmethod
     def _expand_user(cls, value: Path | None) -> Path | None:
         # A quoted "~/..." in an env file or a container spec reaches us unexpanded.

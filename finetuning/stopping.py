@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 class TrainingStopped(Exception):
     """Training stopped on request (:data:`STOP_SIGNAL`); ``checkpoint`` is the folder saved at the stop, if any."""
 
-    def __init__(self, checkpoint: Path | None, step: int | None) -> None:
+    def __init__(self, checkpoint: Path | str | None, step: int | None) -> None:
         where = f"checkpoint {checkpoint}" if checkpoint else "no checkpoint"
         super().__init__(f"stopped on request at step {step}, {where}")
         self.checkpoint = checkpoint

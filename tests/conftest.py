@@ -19,7 +19,10 @@ if str(REPO_ROOT) not in sys.path:
 
 import pytest  # noqa: E402
 
+from collections.abc import Iterator  # noqa: E402
+
 from finetuning.tiny import cached_tiny_model  # noqa: E402
+from tests.s3server import S3Server, aws_environment  # noqa: E402
 
 TINY_MODEL_CACHE = REPO_ROOT / ".cache" / "tiny-models"
 
@@ -34,3 +37,25 @@ def tiny_model_dir() -> Path:
 def tiny_model_dir_with_pad() -> Path:
     """Like tiny_model_dir, but the tokenizer has a dedicated <pad> token."""
     return cached_tiny_model(TINY_MODEL_CACHE, with_pad_token=True)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto's S3 server for the whole run, in the AWS environment variables of this process and its children."""
+    server = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    server.start()
+    with aws_environment(server.env):
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket on that server."""
+    import secrets
+
+    import boto3
+
+    name = f"test-{secrets.token_hex(6)}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

@@ -12,6 +12,7 @@ The engine itself gives the marker no meaning: a YAML file run with the CLI may 
 
 from __future__ import annotations
 
+import re
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,20 @@ def text_marker(tp: Any, loc: str = "") -> PathMarker | None:
     if len(markers) > 1:
         raise TypeError(f"{loc or tp}: more than one path marker on its string members")
     return next(iter(markers), None)
+
+
+def set_field(data: dict[str, Any], loc: str, value: Any) -> None:
+    """Set ``data`` at a dotted location such as ``data_conf.training_data.datasets[0].path``; a section missing
+    from ``data`` (left to its defaults) is added."""
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", loc) if p]
+    target: Any = data
+    for part in parts[:-1]:
+        target = target[int(part)] if part.isdigit() else target.setdefault(part, {})
+    last = parts[-1]
+    if last.isdigit():
+        target[int(last)] = value
+    else:
+        target[last] = value
 
 
 # ---------------------------------------------------------------- the schema, without a config
@@ -312,5 +327,6 @@ __all__ = [
     "marked_fields",
     "path_fields",
     "schema_fields",
+    "set_field",
     "text_marker",
 ]

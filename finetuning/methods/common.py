@@ -15,8 +15,10 @@ from finetuning.config.model import Determinism, NoPeftConf, PeftConf, QuantConf
 from finetuning.config.tracking import TrackingConf
 from finetuning.config.training import BatchsizeConf, Overrides
 from finetuning.events import EventWriter
-from finetuning.runtime import RunOptions, accelerator_available, output_dir_for, seed_everything
+from finetuning.runtime import RunOptions, accelerator_available, output_place_for, seed_everything
 from finetuning.stopping import stop_callback, stopped_checkpoint
+from finetuning.storage.places import OutputPlace, fetch_last_checkpoint
+from finetuning.storage.publish import Publisher
 from finetuning.tracking import TrackingDecision, apply_report_to, configure_tracking, mlflow_run
 
 if TYPE_CHECKING:
@@ -36,10 +38,15 @@ class RunSetup:
     tracking: TrackingDecision
     plan: BatchPlan
     learning_rate: float
-    output_dir: Path
+    output: OutputPlace
     resume: bool | str
     # the service's job and run of it, and the checkpoint resumed: a resumed job's runs tell one story in MLflow
     mlflow_tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def output_dir(self) -> Path:
+        """Where the run writes (the local staging folder of a bucket output)."""
+        return self.output.local
 
     def describe(self) -> dict[str, Any]:
         """The computed values the job echoes beside its config."""
@@ -50,8 +57,8 @@ class RunSetup:
             "per_device_eval_batch_size": self.plan.per_device_eval_batch_size,
             "total_train_batch_size": self.plan.total_train_batch_size,
             "learning_rate": self.learning_rate,
-            "output_dir": str(self.output_dir),
-            "resume_from_checkpoint": self.resume,
+            "output_dir": self.output.public(self.output.local),
+            "resume_from_checkpoint": self.output.public(self.resume) if isinstance(self.resume, str) else self.resume,
             "mlflow_run_name": self.tracking.run_name,
         }
 
@@ -63,6 +70,7 @@ def prepare_run(
     run_conf: RunConf,
     tracking_conf: TrackingConf | None,
     options: RunOptions,
+    events: EventWriter | None = None,
 ) -> RunSetup:
     from accelerate import PartialState
 
@@ -73,14 +81,19 @@ def prepare_run(
     learning_rate = scaled_learning_rate(args_conf.learning_rate, overrides, plan.total_train_batch_size)
     if learning_rate != args_conf.learning_rate:
         logger.info("learning rate %g -> %g (overrides)", args_conf.learning_rate, learning_rate)
-    output_dir = output_dir_for(args_conf, options.settings)
+    output = output_place_for(args_conf, options.settings)
     seed_everything(args_conf.seed, run_conf.determinism)
-    resume = resolve_resume(run_conf.resume_from_checkpoint, output_dir)
+    if output.remote is not None and run_conf.resume_from_checkpoint in ("auto", True):
+        # the newest checkpoint whose upload completed, from the bucket (any machine may resume any run)
+        with state.main_process_first():
+            if state.is_local_main_process:
+                fetch_last_checkpoint(output, events)
+    resume = resolve_resume(run_conf.resume_from_checkpoint, output.local)
     tags = {"finetuning.job_id": options.settings.job_id, "finetuning.attempt": options.settings.attempt}
     if isinstance(resume, str):
-        tags["finetuning.resumed_from"] = resume
+        tags["finetuning.resumed_from"] = output.public(resume)
     mlflow_tags = {name: str(value) for name, value in tags.items() if value is not None}
-    return RunSetup(state, tracking, plan, learning_rate, output_dir, resume, mlflow_tags)
+    return RunSetup(state, tracking, plan, learning_rate, output, resume, mlflow_tags)
 
 
 def training_arguments(
@@ -230,7 +243,7 @@ def load_trainable_model(
 
 @dataclass(frozen=True)
 class TrainOutcome:
-    final_checkpoint: Path
+    final_checkpoint: str  # a path, or its bucket URI when the output is published
     global_step: int
     train_loss: float | None
     eval_metrics: dict[str, float]
@@ -245,24 +258,41 @@ def train_and_save(
     evaluate_at_end: bool,
     final_checkpoint_name: str,
 ) -> TrainOutcome:
-    """Train (resuming if asked), evaluate once at the end if asked, save the final model or adapter."""
+    """Train (resuming if asked), evaluate once at the end if asked, save the final model or adapter. With a bucket
+    output, each checkpoint is uploaded in the background as soon as it is saved, and the rest at the end."""
     # a stop request (worker shutdown, cancel with checkpoint) saves a checkpoint at the next step and ends training
     trainer.add_callback(stop_callback())
-    with mlflow_run(setup.tracking, main_process=setup.state.is_main_process, tags=setup.mlflow_tags) as mlflow_run_id:
-        output = trainer.train(resume_from_checkpoint=setup.resume)
-        stopped = stopped_checkpoint(setup.output_dir)
-        eval_metrics: dict[str, float] = {}
-        if evaluate_at_end and stopped is None:
-            events.phase("evaluating")
-            eval_metrics = trainer.evaluate()
-    if stopped is not None:
+    publisher = Publisher.start(setup.output, trainer, events, main_process=setup.state.is_main_process)
+    try:
+        with mlflow_run(
+            setup.tracking, main_process=setup.state.is_main_process, tags=setup.mlflow_tags
+        ) as mlflow_run_id:
+            output = trainer.train(resume_from_checkpoint=setup.resume)
+            stopped = stopped_checkpoint(setup.output_dir)
+            eval_metrics: dict[str, float] = {}
+            if evaluate_at_end and stopped is None:
+                events.phase("evaluating")
+                eval_metrics = trainer.evaluate()
+        if stopped is not None:
+            setup.state.wait_for_everyone()
+            publisher.finish(final=None)  # the stop's checkpoint is uploaded before the run says it stopped
+            if stopped.checkpoint is not None:
+                stopped.checkpoint = setup.output.public(stopped.checkpoint)
+            raise stopped
+        events.phase("saving")
+        final_checkpoint = setup.output_dir / final_checkpoint_name
+        trainer.save_model(str(final_checkpoint))
         setup.state.wait_for_everyone()
-        raise stopped
-    events.phase("saving")
-    final_checkpoint = setup.output_dir / final_checkpoint_name
-    trainer.save_model(str(final_checkpoint))
-    setup.state.wait_for_everyone()
-    return TrainOutcome(final_checkpoint, trainer.state.global_step, output.training_loss, eval_metrics, mlflow_run_id)
+        publisher.finish(final=setup.output_dir)
+    finally:
+        publisher.close()
+    return TrainOutcome(
+        setup.output.public(final_checkpoint),
+        trainer.state.global_step,
+        output.training_loss,
+        eval_metrics,
+        mlflow_run_id,
+    )
 
 
 def _checkpointing_left_to_us(args_conf: HFTrainingArguments, training_args: TrainingArguments) -> bool:

@@ -136,7 +136,7 @@ def run_dpo(
     preflight_training(config)
     args_conf, run_conf = config.training_args, config.run_conf
     trainer_class, arguments_class = _trainer_classes(config.trainer_name)
-    setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options)
+    setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options, events)
     training_args = preference_arguments(config, setup, arguments_class, options.num_preprocess_workers)
     resolved = {**setup.describe(), "trainer": config.trainer_name}
     events.run_started("dpo", config={**config.model_dump(mode="json"), "resolved": resolved})

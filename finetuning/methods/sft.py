@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetuning.config.jobs import SFTConfig
@@ -34,7 +33,7 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SFTResult:
     outcome: TrainOutcome
-    new_basemodel: Path | None
+    new_basemodel: str | None  # a path, or its bucket URI when the output is published
     train_examples: int
     eval_examples: int
 
@@ -52,7 +51,7 @@ def run_sft(
 
     preflight_training(config)
     args_conf, run_conf = config.training_args, config.run_conf
-    setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options)
+    setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options, events)
     training_args = training_arguments(setup, args_conf, run_conf.determinism)
     _gpu_defaults(args_conf.model_fields_set, training_args, setup.plan.num_processes)
     events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": setup.describe()})
@@ -108,7 +107,8 @@ def run_sft(
         evaluate_at_end=eval_dataset is not None and training_args.eval_strategy == "no",
         final_checkpoint_name=run_conf.final_checkpoint_name,
     )
-    return SFTResult(outcome, loaded.new_basemodel, n_train, n_eval)
+    new_basemodel = None if loaded.new_basemodel is None else setup.output.public(loaded.new_basemodel)
+    return SFTResult(outcome, new_basemodel, n_train, n_eval)
 
 
 def _batching(

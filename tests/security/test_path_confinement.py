@@ -87,7 +87,7 @@ def refused(response: Any, param: str, codes: set[str] = REFUSED) -> dict[str, A
 
 
 def _set(body: dict[str, Any], loc: str, value: Any) -> None:
-    from api.jobkinds import set_field
+    from finetuning.config.paths import set_field
 
     set_field(body, loc, value)
 

@@ -1,0 +1,69 @@
+"""Moving whole files and folders between local disk and a bucket (boto3's managed transfers: multipart, parallel
+parts, each part retried by botocore)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from finetuning.contract import UPLOAD_MARKER
+from finetuning.storage.client import client, list_objects, storage_error
+from finetuning.storage.uri import S3Uri
+
+
+def transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    # multipart above 64 MiB, 8 parts at once: a multi-GB safetensors shard goes up in parallel parts, each retried
+    return TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=8)
+
+
+def upload_file(path: Path, uri: S3Uri) -> None:
+    try:
+        client().upload_file(str(path), uri.bucket, uri.key, Config=transfer_config())
+    except Exception as exc:
+        raise storage_error(exc, uri) from None
+
+
+def upload_tree(folder: Path, uri: S3Uri, *, marker: bool, skip: set[str] | None = None) -> int:
+    """Every file below ``folder`` to the same layout below ``uri``, then the marker (when asked); files named in
+    ``skip`` (relative paths, already uploaded) are not sent again, and each sent one is added to it. Returns bytes."""
+    done = skip if skip is not None else set()
+    sent = 0
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != UPLOAD_MARKER)
+    for path in files:
+        relative = path.relative_to(folder).as_posix()
+        if relative in done:
+            continue
+        upload_file(path, uri / relative)
+        done.add(relative)
+        sent += path.stat().st_size
+    if marker:
+        listing = {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}
+        body = json.dumps({"files": listing, "uploaded_at": time.time()}).encode()
+        try:
+            client().put_object(Bucket=uri.bucket, Key=(uri / UPLOAD_MARKER).key, Body=body)
+        except Exception as exc:
+            raise storage_error(exc, uri / UPLOAD_MARKER) from None
+    return sent
+
+
+def download_file(uri: S3Uri, target: Path, callback: Any = None) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        client().download_file(uri.bucket, uri.key, str(target), Callback=callback, Config=transfer_config())
+    except Exception as exc:
+        raise storage_error(exc, uri) from None
+
+
+def download_tree(uri: S3Uri, folder: Path) -> int:
+    """Every object below ``uri`` into the same layout below ``folder``; returns bytes."""
+    size = 0
+    for info in list_objects(uri):
+        relative = S3Uri(uri.bucket, info.key).relative_to(uri)
+        if relative and not relative.endswith("/"):
+            download_file(S3Uri(uri.bucket, info.key), folder / relative)
+            size += info.size
+    return size
