@@ -64,4 +64,3 @@ class JobReference:
 def parse_job_reference(value: str) -> JobReference | None:
     match = JOB_REFERENCE.match(value)
     return JobReference(match["job_id"].lower(), match["artifact"]) if match else None
-

@@ -24,6 +24,7 @@ from api.errors import ApiError, ErrorIssue
 from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
 from finetuning.config.paths import PathField, path_fields, set_field
+from finetuning.storage import InvalidUri, S3Uri, StorageError, bucket_inputs, is_remote
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.settings import ServiceSettings
 
@@ -140,7 +141,7 @@ class _Problem:
 
 class _Resolver:
     def __init__(
-        self, session: Session, settings: ServiceSettings, project: str, kind: JobKind, output_dir: Path
+        self, session: Session, settings: ServiceSettings, project: str, kind: JobKind, output_dir: Path | S3Uri
     ) -> None:
         self.session = session
         self.settings = settings
@@ -186,6 +187,26 @@ class _Resolver:
             return None
         return str(path)
 
+    def remote(self, loc: str, value: str, *, want_dir: bool, model: bool = False) -> str | None:
+        """``value`` (``s3://bucket/key``, normalised) if it lies under an allowed bucket root and the object (a file)
+        or the prefix (a folder; a model's holds its config) is there. Checked now, not after queueing."""
+        try:
+            uri = S3Uri.parse(value)
+        except InvalidUri as exc:
+            self.fail(422, "invalid_path", loc, str(exc))
+            return None
+        roots = self.settings.bucket_roots
+        if not any(uri.is_within(root) for root in roots):
+            allowed = ", ".join(str(r) for r in roots) or "none: this service allows no bucket locations"
+            self.fail(422, "path_not_allowed", loc, f"'{uri}' is outside the allowed roots ({allowed})")
+            return None
+        try:
+            bucket_inputs.check(uri, folder=want_dir, model=model)
+        except StorageError as exc:
+            self.fail(422, exc.code, loc, exc.message)
+            return None
+        return str(uri)
+
     def model(self, loc: str, value: str) -> str | None:
         """A model, adapter or tokenizer: a local folder, or a hub id where the service allows them."""
         if HUB_ID.match(value) and not os.path.lexists(os.path.expanduser(value)):
@@ -224,7 +245,12 @@ class _Resolver:
             has = ", ".join(sorted(job.artifacts or {})) or "none"
             self.fail(422, "artifact_not_found", spec.loc, f"job {job.id} has no artifact '{artifact}' (it has: {has})")
             return None
-        path = self.local(spec.loc, source, want_dir=spec.marker.target == "dir")
+        want_dir = spec.marker.target == "dir"
+        path = (
+            self.remote(spec.loc, source, want_dir=want_dir)
+            if is_remote(source)
+            else self.local(spec.loc, source, want_dir=want_dir)
+        )
         if path is not None:
             plan.inputs[spec.loc] = {"job_id": job.id, "artifact": artifact, "path": path}
             # the training config of the job whose adapter is converted (not of a job a nested field names)
@@ -251,6 +277,8 @@ class _Resolver:
         else:
             if marker.job_output and value.startswith("job:"):
                 resolved = self.reference(spec, value, plan)
+            elif is_remote(value):
+                resolved = self.remote(spec.loc, value, want_dir=marker.target == "dir", model=marker.hub_id)
             elif marker.hub_id:
                 resolved = self.model(spec.loc, value)
             else:
@@ -355,7 +383,7 @@ def plan_submission(
         submitted=config.model_dump(mode="json", by_alias=True, exclude_unset=True),
         config=config.model_dump(mode="json", by_alias=True, exclude_unset=kind in ENGINE_YAML_KINDS),
     )
-    resolver = _Resolver(session, settings, project, kind, settings.artifact_root / job_id / "output")
+    resolver = _Resolver(session, settings, project, kind, settings.job_outputs(job_id) / "output")
     remote_code = _model_args_loc(config)
     if remote_code is not None and remote_code[1] and not settings.allow_trust_remote_code:
         resolver.fail(

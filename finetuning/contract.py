@@ -69,6 +69,7 @@ TRAINING_COMMANDS: frozenset[str] = frozenset({"sft", "dpo"})
 EVENTS_FILE_ENV = "FINETUNING_EVENTS_FILE"
 JOB_ID_ENV = "FINETUNING_JOB_ID"
 JOB_ATTEMPT_ENV = "FINETUNING_JOB_ATTEMPT"
+STAGING_DIR_ENV = "FINETUNING_STAGING_DIR"
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
 

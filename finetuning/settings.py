@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from finetuning.contract import EVENTS_FILE_ENV, JOB_ATTEMPT_ENV, JOB_ID_ENV
+from finetuning.contract import EVENTS_FILE_ENV, JOB_ATTEMPT_ENV, JOB_ID_ENV, STAGING_DIR_ENV
 
 
 class EngineSettings(BaseSettings):
@@ -56,7 +56,7 @@ class EngineSettings(BaseSettings):
     )
     staging_dir: Path | None = Field(
         default=None,
-        validation_alias="FINETUNING_STAGING_DIR",
+        validation_alias=STAGING_DIR_ENV,
         description="Where a run whose output goes to a bucket writes it before uploading (checkpoints, final model). "
         "Default: <FINETUNING_CACHE_DIR>/staging.",
     )

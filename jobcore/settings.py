@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from finetuning.storage.uri import S3Uri, is_remote
+
 SERVICE_HOME = Path(".service")
+
+
+def _location(value: Any) -> Any:
+    if isinstance(value, str) and is_remote(value):
+        return S3Uri.parse(value)
+    return value
+
+
+Location = Annotated[Path | S3Uri, BeforeValidator(_location)]
+"""A local folder or an ``s3://bucket/prefix``."""
 
 
 class ServiceSettings(BaseSettings):
@@ -27,13 +39,21 @@ class ServiceSettings(BaseSettings):
         default=f"sqla+sqlite:///{SERVICE_HOME / 'broker.db'}",
         description="Celery broker URL, e.g. redis://host:6379/0 (embedded default: a SQLite-backed transport).",
     )
-    artifact_root: Path = Field(
-        default=SERVICE_HOME / "artifacts", description="Where each job's outputs go: <artifact_root>/<job id>/."
+    artifact_root: Location = Field(
+        default=SERVICE_HOME / "artifacts",
+        description="Where each job's outputs go: <artifact_root>/<job id>/. A folder, or s3://bucket/prefix: then "
+        "checkpoints are uploaded as they are saved and any worker can resume any job (credentials and endpoint "
+        "from the AWS_* environment variables).",
     )
-    allowed_roots: list[Path] = Field(
+    work_root: Path = Field(
+        default=SERVICE_HOME / "work",
+        description="Where a worker keeps a job's folder (its config and events) when the artifact root is a bucket; "
+        "with a local artifact root the job folder is <artifact_root>/<job id>.",
+    )
+    allowed_roots: list[Location] = Field(
         default_factory=list,
-        description="Folders that models, adapters and data sets named in jobs must lie under (JSON list). The "
-        "artifact root is always allowed. Empty: only the artifact root.",
+        description="Folders and s3://bucket/prefix locations that models, adapters and data sets named in jobs "
+        "must lie under (JSON list). The artifact root is always allowed. Empty: only the artifact root.",
     )
     allow_hub_models: bool = Field(
         default=True, description="Accept hub ids (e.g. org/model) for models; workers then need hub access."
@@ -151,17 +171,38 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("artifact_root", mode="after")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
+    def _absolute(cls, value: Path | S3Uri) -> Path | S3Uri:
+        return value.expanduser().resolve() if isinstance(value, Path) else value
+
+    @field_validator("work_root", mode="after")
+    @classmethod
+    def _absolute_work_root(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
     @field_validator("allowed_roots", mode="after")
     @classmethod
-    def _absolute_roots(cls, value: list[Path]) -> list[Path]:
-        return [p.expanduser().resolve() for p in value]
+    def _absolute_roots(cls, value: list[Path | S3Uri]) -> list[Path | S3Uri]:
+        return [p.expanduser().resolve() if isinstance(p, Path) else p for p in value]
 
     @property
     def roots(self) -> list[Path]:
-        return [self.artifact_root, *self.allowed_roots]
+        """The local folders inputs may lie under."""
+        return [root for root in (self.artifact_root, *self.allowed_roots) if isinstance(root, Path)]
+
+    @property
+    def bucket_roots(self) -> list[S3Uri]:
+        """The bucket locations inputs may lie under."""
+        return [root for root in (self.artifact_root, *self.allowed_roots) if isinstance(root, S3Uri)]
+
+    def job_outputs(self, job_id: str) -> Path | S3Uri:
+        """Where a job's outputs go (a folder or a bucket prefix)."""
+        return self.artifact_root / job_id
+
+    def job_folder(self, job_id: str) -> Path:
+        """The worker's local folder for a job: its config, its events, and its outputs when they stay local."""
+        if isinstance(self.artifact_root, Path):
+            return self.artifact_root / job_id
+        return self.work_root / job_id
 
 
 @lru_cache

@@ -17,9 +17,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import pytest  # noqa: E402
-
 from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
 
 from finetuning.tiny import cached_tiny_model  # noqa: E402
 from tests.s3server import S3Server, aws_environment  # noqa: E402

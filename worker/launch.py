@@ -3,7 +3,6 @@ config a run after the first uses (a training run continues from its newest chec
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ class EngineCommand:
 
     argv: list[str]
     files: dict[str, str]  # file name (in the job folder) -> contents to write first
-    copies: dict[str, str] = dataclasses.field(default_factory=dict)  # folder name (in the job folder) -> source
 
 
 def _yaml(data: dict[str, Any]) -> str:
@@ -31,12 +29,14 @@ def engine_command(
     config: dict[str, Any],
     job_dir: Path,
     *,
+    outputs: str,
     python: str,
     num_processes: int = 1,
     events_file: Path,
     training_config: dict[str, Any] | None = None,
 ) -> EngineCommand:
-    """The engine CLI invocation for a job whose resolved config (paths in force) is ``config``."""
+    """The engine CLI invocation for a job whose resolved config (paths in force) is ``config``; ``outputs`` is where
+    the job's outputs go (its folder, or its prefix in a bucket: the engine uploads them)."""
     common = ["--events-file", str(events_file)]
     if kind in TRAINING_KINDS:
         launcher = [python, "-m", "finetuning.cli"]
@@ -54,7 +54,7 @@ def engine_command(
         argv = [*launcher, *common, "--num-preprocess-workers", "1", kind.value, "config.yaml"]
         return EngineCommand(argv, {"config.yaml": _yaml(config)})
     if kind == JobKind.GENERATE:
-        argv = [python, "-m", "finetuning.tools.generate", *common, "config.yaml", str(job_dir / "output.yaml")]
+        argv = [python, "-m", "finetuning.tools.generate", *common, "config.yaml", f"{outputs}/output.yaml"]
         return EngineCommand(argv, {"config.yaml": _yaml(config)})
     if kind == JobKind.MERGE:
         device_map = config["device_map"]
@@ -65,7 +65,7 @@ def engine_command(
             *common,
             config["base_model"],
             config["adapter"],
-            str(job_dir / "merged"),
+            f"{outputs}/merged",
             "--device_map",
             device_map if isinstance(device_map, str) else _json(device_map),
         ]
@@ -74,13 +74,21 @@ def engine_command(
         return EngineCommand(argv, {})
     if kind == JobKind.ADAPTER_CONVERSION:
         # converted in a copy: the job that trained the adapter keeps its output as it was
-        argv = [python, "-m", "finetuning.tools.vllm_adapter", *common, str(job_dir / "adapter")]
+        argv = [
+            python,
+            "-m",
+            "finetuning.tools.vllm_adapter",
+            *common,
+            config["adapter"],
+            "--output-dir",
+            f"{outputs}/adapter",
+        ]
         files: dict[str, str] = {}
         trained_with = config.get("training_config") or training_config
         if trained_with:
             files["training-config.yaml"] = _yaml(trained_with)
             argv += ["--training-config", "training-config.yaml"]
-        return EngineCommand(argv, files, {"adapter": config["adapter"]})
+        return EngineCommand(argv, files)
     raise ValueError(f"unknown job kind {kind}")
 
 

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from finetuning.contract import JOB_ATTEMPT_ENV, JOB_ID_ENV
+from finetuning.contract import JOB_ATTEMPT_ENV, JOB_ID_ENV, STAGING_DIR_ENV
 from jobcore.logs import job_context
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.settings import ServiceSettings
@@ -70,14 +70,6 @@ class JobLog(logging.LoggerAdapter[logging.Logger]):
 
 class LeaseLost(Exception):
     """This attempt no longer holds the job: another worker claimed it after our lease ran out."""
-
-
-class MissingInput(Exception):
-    """A folder the job copies before it starts (an adapter to convert) is not there."""
-
-    def __init__(self, name: str, source: str) -> None:
-        super().__init__(f"'{source}' does not exist (any more)")
-        self.name = name
 
 
 def run_job(settings: ServiceSettings, job_id: str, worker_name: str) -> str | None:
@@ -133,7 +125,7 @@ class JobRun:
         self.settings = settings
         self.claim = claim
         self.log = log
-        self.job_dir = settings.artifact_root / claim.job_id
+        self.job_dir = settings.job_folder(claim.job_id)
         self.events_file = self.job_dir / "events.jsonl"
         self.engine = EngineProcess()
         self.output = EngineOutput(self.events_file, log)
@@ -155,10 +147,7 @@ class JobRun:
             return Outcome(JobStatus.CANCELLED)  # cancelled while it waited in the queue: nothing to run
         if shutdown.requested():
             return Outcome(JobStatus.QUEUED, hand_back=True)  # claimed as this worker began to stop: not started
-        try:
-            command = self.prepare()
-        except MissingInput as exc:
-            return Outcome(JobStatus.FAILED, error("model_not_found", f"{exc.name}: {exc}", exc.name))
+        command = self.prepare()
         try:
             self.start(command)
             return self.follow()
@@ -168,12 +157,13 @@ class JobRun:
                 self.engine.end()
 
     def prepare(self) -> EngineCommand:
-        """The job folder with the command's files and copies; the command to run there."""
+        """The job folder with the command's files; the command to run there."""
         resolved = self.claim.resolved
         command = engine_command(
             JobKind(self.claim.kind),
             retry_config(JobKind(self.claim.kind), resolved["config"], self.claim.attempt, self.claim.checkpoint),
             self.job_dir,
+            outputs=str(self.settings.job_outputs(self.claim.job_id)),
             python=self.settings.engine_python or sys.executable,
             num_processes=int(resolved.get("num_processes", 1)),
             events_file=self.events_file,
@@ -182,13 +172,6 @@ class JobRun:
         self.job_dir.mkdir(parents=True, exist_ok=True)
         for name, content in command.files.items():
             (self.job_dir / name).write_text(content, encoding="utf-8")
-        for name, source in command.copies.items():
-            target = self.job_dir / name
-            if target.exists():
-                shutil.rmtree(target)  # left by an earlier attempt: start from a fresh copy
-            if not Path(source).exists():
-                raise MissingInput(name, source)
-            shutil.copytree(source, target)
         return command
 
     def child_env(self) -> dict[str, str]:
@@ -197,6 +180,9 @@ class JobRun:
         # the engine tags its events and its MLflow run with the job and this run of it (finetuning.settings)
         env[JOB_ID_ENV] = self.claim.job_id
         env[JOB_ATTEMPT_ENV] = str(self.claim.attempt)
+        # outputs bound for a bucket are written in the job's folder first: a later run of the job on this machine
+        # finds what was not uploaded yet, and the folder goes when the job is done
+        env[STAGING_DIR_ENV] = str(self.job_dir / "staging")
         config = self.claim.resolved.get("config") or {}
         if self.settings.mlflow_tracking_uri and not config.get("tracking"):
             env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
@@ -311,6 +297,9 @@ class JobRun:
             done = False
         if not done:
             self.log.warning("lease lost before the outcome (%s) was recorded", outcome.status.value)
+        elif outcome.status == JobStatus.SUCCEEDED:
+            # everything the staging folder held is in the bucket now (the engine waited for its uploads)
+            shutil.rmtree(self.job_dir / "staging", ignore_errors=True)
         return done
 
     def hand_back(self, outcome: Outcome) -> str | None:

@@ -16,7 +16,7 @@ from finetuning.errors import FinetuningError
 from finetuning.storage.uri import S3Uri
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client  # type: ignore[import-not-found]
+    from mypy_boto3_s3 import S3Client
 else:
     S3Client = Any
 

@@ -6,6 +6,7 @@ completed. Everything here leaves local paths as they are, so the same code serv
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import shutil
 from collections.abc import Iterator
@@ -57,6 +58,28 @@ def readable(value: str, *, folder: bool, settings: EngineSettings, events: Even
         events.emit(EventType.STORAGE, action="download", state=state, uri=str(uri), bytes=cached.size)
     logger.info("%s: %s (%s)", uri, cached.path, "cache hit" if cached.hit else "downloaded")
     return str(cached.path)
+
+
+def readable_beside(value: str, sibling: str, *, settings: EngineSettings, events: EventWriter | None = None) -> str:
+    """Like :func:`readable` for a folder, and where the bucket holds a folder named ``sibling`` beside it (the grown
+    base an SFT run saves beside its adapter), that one too, linked beside the local copy: code that looks next to
+    the folder finds it there as it would on disk."""
+    if not is_remote(value):
+        return value
+    uri = S3Uri.parse(value)
+    local = Path(readable(value, folder=True, settings=settings, events=events))
+    parent = S3Uri(uri.bucket, uri.key.rpartition("/")[0])
+    beside = parent / sibling
+    if not any(True for _ in list_objects(beside, limit=1)):
+        return str(local)
+    other = Path(readable(str(beside), folder=True, settings=settings, events=events))
+    view = settings.staging / "views" / hashlib.sha256(f"{local}|{other}".encode()).hexdigest()[:24]
+    view.mkdir(parents=True, exist_ok=True)
+    for name, target in ((uri.name, local), (sibling, other)):
+        link = view / name
+        if not link.is_symlink():
+            link.symlink_to(target, target_is_directory=True)
+    return str(view / uri.name)
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ def _delete_checkpoint(uri: S3Uri) -> None:
 def _callback_class() -> type[Any]:
     from transformers import TrainerCallback
 
-    class PublishCallback(TrainerCallback):  # type: ignore[misc]
+    class PublishCallback(TrainerCallback):
         def __init__(self, publisher: Publisher) -> None:
             self.publisher = publisher
 

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 from finetuning.config.jobs import EvalDataPrompt, GenerateConfig
 from finetuning.errors import FinetuningError
 from finetuning.models import model_reference_problem
+from finetuning.settings import get_engine_settings
+from finetuning.storage.inputs import fetch_inputs
+from finetuning.storage.places import writable
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.generation_batches import generate_batches
 from finetuning.tools.generation_model import load_generation_model, load_inference_tokenizer
@@ -37,7 +40,9 @@ def make_parser() -> argparse.ArgumentParser:
     )
     add_common_arguments(parser)
     parser.add_argument("config", type=Path, help="The generation config (YAML).")
-    parser.add_argument("output", type=Path, help="Where to write the answers (YAML list); replaced if it exists.")
+    parser.add_argument(
+        "output", help="Where to write the answers (YAML list; a file or s3://bucket/key); replaced if it exists."
+    )
     return parser
 
 
@@ -47,12 +52,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_with_events(args, lambda events: run_generate(args.config, args.output, events))
 
 
-def run_generate(config_path: Path, output: Path, events: EventWriter) -> dict[str, Any]:
-    """Validate, load, generate and write; returns the artifacts and metrics for the final status event."""
-    import torch
-
+def run_generate(config_path: Path, output: Path | str, events: EventWriter) -> dict[str, Any]:
+    """Validate, load, generate and write; returns the artifacts and metrics for the final status event. Inputs and
+    the output may be bucket locations (``s3://``)."""
+    settings = get_engine_settings()
     config = GenerateConfig.from_yaml_file(config_path)
     events.run_started("generate", config=redacted(config.model_dump(mode="json")))
+    with writable(output, settings, events) as place:
+        result = _generate(fetch_inputs(config, settings, events), place.local, events)
+    result["artifacts"]["output"] = place.public(place.local) if place.remote else str(place.local.absolute())
+    return result
+
+
+def _generate(config: GenerateConfig, output: Path, events: EventWriter) -> dict[str, Any]:
+    import torch
+
     preflight(config, output)
 
     # Everything a user can get wrong is checked before the model loads: that is the slow part.

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from finetuning.errors import FinetuningError, ModelNotFoundError
 from finetuning.models import NEW_BASEMODEL_NAME, check_model_reference, config_vocab_size, load_model, looks_local
+from finetuning.settings import get_engine_settings
+from finetuning.storage.places import readable_beside, writable
+from finetuning.storage.uri import is_remote
 from finetuning.tools.adapter_files import (
     ADAPTER_CONFIG_FILE,
     ADAPTER_FILE,
@@ -54,7 +57,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("basemodel", help="Name (e.g. HuggingFace Hub id) or Path of Base Model")
     parser.add_argument("peftmodel", help="Name or Path of Peft adapter")
-    parser.add_argument("outpath", type=Path, help="Where to save the merged model")
+    parser.add_argument("outpath", help="Where to save the merged model (a folder or s3://bucket/prefix)")
     parser.add_argument(
         "--tokenizer",
         default=None,
@@ -89,18 +92,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "overwrite": args.overwrite,
             },
         )
-        result = merge_adapter(
-            args.basemodel,
-            args.peftmodel,
-            args.outpath,
-            tokenizer=args.tokenizer,
-            device_map=args.device_map,
-            overwrite=args.overwrite,
-            events=events,
-        )
+        settings = get_engine_settings()
+
+        def local(value: str) -> str:  # a bucket input: its local copy, with a grown base saved beside it
+            return readable_beside(value, NEW_BASEMODEL_NAME, settings=settings, events=events)
+
+        with writable(args.outpath, settings, events) as place:
+            result = merge_adapter(
+                local(args.basemodel),
+                local(args.peftmodel),
+                place.local,
+                tokenizer=None if args.tokenizer is None else local(args.tokenizer),
+                device_map=args.device_map,
+                overwrite=args.overwrite,
+                events=events,
+            )
         events.phase("done")
+        base_model = _public_base(result.base_model, args.basemodel, args.peftmodel, local)
         return {
-            "artifacts": {"model_path": str(result.model_path), "base_model": result.base_model},
+            "artifacts": {"model_path": place.public(result.model_path), "base_model": base_model},
             "metrics": {
                 "vocab_size": result.vocab_size,
                 "vocab_grew": result.vocab_grew,
@@ -209,6 +219,18 @@ def merge_adapter(
     vocab_size = int(cast("torch.Tensor", merged.get_input_embeddings().weight).shape[0])
     logger.info("merged %s into %s: saved to %s", peftmodel, base, out)
     return MergeResult(out, base, vocab_size, vocab_grew, used_grown)
+
+
+def _public_base(used: str, basemodel: str, peftmodel: str, local: Any) -> str:
+    """The base the merge used, named as the user named it: a bucket URI rather than the local copy of one."""
+    for given in (basemodel, peftmodel):
+        if not is_remote(given):
+            continue
+        if used == local(given):
+            return given
+        if Path(used) == Path(local(given)).parent / NEW_BASEMODEL_NAME:
+            return f"{given.rstrip('/').rpartition('/')[0]}/{NEW_BASEMODEL_NAME}"
+    return used
 
 
 def find_grown_base(peftmodel: str, basemodel: str, vocab_size: int) -> Path | None:

@@ -38,11 +38,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from finetuning.errors import FinetuningError, ModelNotFoundError
+from finetuning.settings import get_engine_settings
+from finetuning.storage.places import readable, writable
+from finetuning.storage.uri import is_remote
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.vllm_conversion import VllmOutcome, make_vllm_compatible
 
@@ -62,8 +67,13 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "model_path",
-        type=Path,
-        help="Path to the model folder (e.g. path to the folder containing the adapter) to be made compatible",
+        help="Path to the model folder (e.g. path to the folder containing the adapter) to be made compatible; "
+        "s3://bucket/prefix with --output-dir",
+    )
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="Convert a copy here (a folder or s3://bucket/prefix), leaving model_path as it is (default: in place)",
     )
     parser.add_argument(
         "--training-config",
@@ -87,15 +97,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "training_config": None if args.training_config is None else str(args.training_config),
             },
         )
-        events.phase("converting")
-        outcome = make_vllm_compatible(args.model_path, args.training_config)
-        for warning in outcome.warnings:
-            events.log("warning", warning)
-        _log_summary(outcome)
-        events.phase("done")
-        return {"artifacts": outcome.artifacts(), "metrics": outcome.metrics()}
+        if args.output_dir is None:
+            if is_remote(args.model_path):
+                raise FinetuningError(
+                    "an adapter in a bucket is converted into a copy: give --output-dir", "invalid_request"
+                )
+            return _convert(Path(args.model_path), args.training_config, events)
+        settings = get_engine_settings()
+        source = readable(args.model_path, folder=True, settings=settings, events=events)
+        if not Path(source).is_dir():
+            raise ModelNotFoundError(f"'{args.model_path}' does not exist (any more)", "model_path")
+        with writable(args.output_dir, settings, events) as place:
+            if place.local.exists():
+                shutil.rmtree(place.local)  # left by an earlier attempt: convert a fresh copy
+            shutil.copytree(source, place.local)
+            result = _convert(place.local, args.training_config, events)
+        result["artifacts"] = {name: place.public(path) for name, path in result["artifacts"].items()}
+        return result
 
     return run_with_events(args, body)
+
+
+def _convert(folder: Path, training_config: Path | None, events: EventWriter) -> dict[str, Any]:
+    events.phase("converting")
+    outcome = make_vllm_compatible(folder, training_config)
+    for warning in outcome.warnings:
+        events.log("warning", warning)
+    _log_summary(outcome)
+    events.phase("done")
+    return {"artifacts": outcome.artifacts(), "metrics": outcome.metrics()}
 
 
 def _log_summary(outcome: VllmOutcome) -> None:

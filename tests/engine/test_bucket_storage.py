@@ -38,9 +38,9 @@ def test_sft_reads_a_bucket_and_publishes_every_checkpoint_then_resumes_from_the
     monkeypatch.setenv("FINETUNING_STORAGE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FINETUNING_STAGING_DIR", str(tmp_path / "staging"))
     config = sft_config(
-        model,  # type: ignore[arg-type]
-        data,  # type: ignore[arg-type]
-        out,  # type: ignore[arg-type]
+        model,
+        data,
+        out,
         training_args={"max_steps": 4, "save_strategy": "steps", "save_steps": 2, "save_total_limit": 1},
     )
     code, events = run_cli(tmp_path / "first", config)
@@ -74,7 +74,8 @@ def test_sft_reads_a_bucket_and_publishes_every_checkpoint_then_resumes_from_the
     assert started["config"]["resolved"]["resume_from_checkpoint"] == f"{out}/checkpoint-4"
     assert started["config"]["resolved"]["output_dir"] == out
     steps = [e["step"] for e in events if e["type"] == "metrics"]
-    assert steps and min(steps) > 4
+    assert steps
+    assert min(steps) > 4
     assert f"checkpoint-6/{UPLOAD_MARKER}" in keys(s3_bucket, "runs/one/")
 
 
@@ -83,7 +84,7 @@ def test_a_second_run_on_the_same_inputs_downloads_nothing(
 ) -> None:
     model, data = bucket_inputs
     monkeypatch.setenv("FINETUNING_STORAGE_CACHE_DIR", str(tmp_path / "cache"))
-    config = sft_config(model, data, tmp_path / "out", training_args={"max_steps": 1})  # type: ignore[arg-type]
+    config = sft_config(model, data, tmp_path / "out", training_args={"max_steps": 1})
     for run in ("a", "b"):
         code, events = run_cli(tmp_path / run, config)
         assert code == 0, events[-1]

@@ -19,6 +19,7 @@ from security_helpers import FUZZ_STATS
 
 from api import services
 from jobcore.settings import ServiceSettings
+from tests.service.api_helpers import allowed_root
 
 # the Postgres database and Redis number of the service tests' fixtures (migrated with Alembic, dropped afterwards)
 from tests.service.conftest import broker_url, database_url  # noqa: F401
@@ -60,7 +61,7 @@ def settings(database_url: str, broker_url: str, security_root: Path) -> Service
 @pytest.fixture(scope="session")
 def model_dir(settings: ServiceSettings) -> Path:
     """A model folder under an allowed root: the API checks that it exists, it never loads it."""
-    path = settings.allowed_roots[0] / "tiny"
+    path = allowed_root(settings, 0) / "tiny"
     path.mkdir(exist_ok=True)
     (path / "config.json").write_text("{}")
     return path
@@ -68,7 +69,7 @@ def model_dir(settings: ServiceSettings) -> Path:
 
 @pytest.fixture(scope="session")
 def data_file(settings: ServiceSettings) -> Path:
-    path = settings.allowed_roots[1] / "chat.jsonl"
+    path = allowed_root(settings, 1) / "chat.jsonl"
     path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
     return path
 

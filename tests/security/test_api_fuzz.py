@@ -126,7 +126,7 @@ def fuzz_project(settings: ServiceSettings) -> tuple[str, str, list[str]]:
     """(project, token, ids of its finished jobs)."""
     project = new_project()
     token = make_token(settings, project)
-    return project, token, _insert_finished_jobs(settings, project, settings.artifact_root / "fuzz")
+    return project, token, _insert_finished_jobs(settings, project, settings.job_folder("fuzz"))
 
 
 def _document() -> dict[str, Any]:

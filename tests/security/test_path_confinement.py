@@ -31,7 +31,7 @@ from finetuning.config.paths import PathMarker, marked_fields, path_fields
 from jobcore.db import session_scope
 from jobcore.models import Job, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
-from tests.service.api_helpers import sft_body
+from tests.service.api_helpers import allowed_root, sft_body
 
 REFUSED = {"path_not_allowed", "path_not_found", "invalid_path", "invalid_body", "hub_models_disabled"}
 
@@ -241,7 +241,7 @@ def test_outputs_go_to_the_jobs_own_folder(
     resolved: Any = job["resolved"]["config"]
     for part in field.split("."):
         resolved = resolved[part]
-    assert resolved == str(settings.artifact_root / job["id"] / "output")
+    assert resolved == str(settings.job_folder(job["id"]) / "output")
     assert job["resolved"]["overridden"] == {field: "/somewhere/else"}
 
 
@@ -314,7 +314,7 @@ def test_escape_forms_are_refused(
     field: str,
     folder: bool,
 ) -> None:
-    root = settings.allowed_roots[0] if folder else settings.allowed_roots[1]
+    root = allowed_root(settings, 0) if folder else allowed_root(settings, 1)
     make, codes = _escapes(root, outside, folder)[form]
     body = _bodies(model_dir, data_file)[body_name]
     _set(body, field, make())
@@ -328,7 +328,7 @@ def test_percent_encoding_is_not_decoded(
     caller: Caller, model_dir: Path, data_file: Path, settings: ServiceSettings
 ) -> None:
     """A folder literally named '%2e%2e' under a root is just a folder: the name is never URL-decoded."""
-    literal = settings.allowed_roots[0] / "%2e%2e" / "inner"
+    literal = allowed_root(settings, 0) / "%2e%2e" / "inner"
     literal.mkdir(parents=True, exist_ok=True)
     body = _bodies(model_dir, data_file)["sft"]
     body["run_conf"]["model"] = str(literal)
@@ -340,7 +340,7 @@ def test_percent_encoding_is_not_decoded(
 def test_a_symlink_that_stays_inside_is_accepted_as_its_target(
     caller: Caller, model_dir: Path, data_file: Path, settings: ServiceSettings
 ) -> None:
-    link = settings.allowed_roots[1] / f"inside-{secrets.token_hex(3)}.jsonl"
+    link = allowed_root(settings, 1) / f"inside-{secrets.token_hex(3)}.jsonl"
     link.symlink_to(data_file)
     body = _bodies(model_dir, data_file)["sft"]
     body["data_conf"]["training_data"]["datasets"][0]["path"] = str(link)
@@ -381,7 +381,7 @@ def test_job_references_cannot_name_paths(
     caller: Caller, model_dir: Path, settings: ServiceSettings, suffix: str
 ) -> None:
     """``job:<id>/<artifact>``: the artifact is a name the job recorded, never a path."""
-    folder = settings.artifact_root / new_id() / "output" / "checkpoint-final"
+    folder = settings.job_folder(new_id()) / "output" / "checkpoint-final"
     folder.mkdir(parents=True)
     job_id = _succeeded_job(settings, caller.project, {"final_checkpoint": str(folder)})
     body = {"base_model": str(model_dir), "adapter": f"job:{job_id}{suffix}"}
@@ -394,7 +394,7 @@ def test_a_job_artifact_outside_the_roots_is_refused(
 ) -> None:
     """An artifact record that points out of the job folder (a tampered row, a worker bug) is checked like any
     path: chaining never reads outside the roots."""
-    job_dir = settings.artifact_root / new_id()
+    job_dir = settings.job_folder(new_id())
     job_dir.mkdir(parents=True)
     if where == "outside":
         artifact = str(outside / "model")

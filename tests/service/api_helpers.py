@@ -130,3 +130,10 @@ def parse_sse(lines: Iterator[str], stop_after: int | None = None) -> list[dict[
             key, _, value = line.partition(": ")
             current[key] = value
     return messages
+
+
+def allowed_root(settings: ServiceSettings, index: int) -> Path:
+    """An allowed root of the test settings, which are local folders."""
+    root = settings.allowed_roots[index]
+    assert isinstance(root, Path), root
+    return root

@@ -24,7 +24,7 @@ from api.main import create_app
 from jobcore.db import session_scope
 from jobcore.models import Job
 from jobcore.settings import ServiceSettings
-from tests.service.api_helpers import Caller, sft_body
+from tests.service.api_helpers import Caller, allowed_root, sft_body
 from tests.workers import spawn_worker, stop_worker, wait_answering
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def settings_env(settings: ServiceSettings) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def data_dir(settings: ServiceSettings) -> Path:
     """An allowed root to write test data sets into."""
-    return settings.allowed_roots[1]
+    return allowed_root(settings, 1)
 
 
 def start_worker(settings: ServiceSettings, log_path: Path, *, hostname: str) -> subprocess.Popen[bytes]:

@@ -57,7 +57,7 @@ def test_generate_output(caller: Caller, settings: ServiceSettings) -> None:
     answers = [{"prompt": "Hi", "answer": "Hello"}]
     job_id = insert_job(settings, caller.project, kind=JobKind.GENERATE, status=JobStatus.RUNNING)
     assert_error(caller.get(f"/v1/jobs/{job_id}/output"), 409, "job_not_succeeded")
-    output = settings.artifact_root / job_id / "output.yaml"
+    output = settings.job_folder(job_id) / "output.yaml"
     output.parent.mkdir(parents=True)
     output.write_text(yaml.safe_dump(answers))
     set_job(settings, job_id, status="succeeded", artifacts={"output": str(output)})

@@ -56,7 +56,7 @@ def test_submit_sft_answers_201_with_the_job(
     # as submitted, and what runs: outputs forced under the job's folder, the user's value recorded
     assert job["config"]["training_args"]["output_dir"] == "/somewhere/else"
     resolved = job["resolved"]
-    assert resolved["config"]["training_args"]["output_dir"] == str(settings.artifact_root / job["id"] / "output")
+    assert resolved["config"]["training_args"]["output_dir"] == str(settings.job_folder(job["id"]) / "output")
     assert resolved["overridden"] == {"training_args.output_dir": "/somewhere/else"}
     assert resolved["num_processes"] == 2
     assert resolved["config"]["run_conf"]["model"] == body["run_conf"]["model"]
@@ -201,7 +201,7 @@ def test_chaining_by_job_id(caller: Caller, body: dict[str, Any], settings: Serv
     merge = {"base_model": body["run_conf"]["model"], "adapter": f"job:{trained['id']}"}
     error = assert_error(caller.post("/v1/jobs/merge", merge), 409, "job_not_succeeded", "adapter")
     assert "queued" in error["message"]
-    adapter = settings.artifact_root / trained["id"] / "output" / "checkpoint-final"
+    adapter = settings.job_folder(trained["id"]) / "output" / "checkpoint-final"
     adapter.mkdir(parents=True)
     set_job(settings, trained["id"], status="succeeded", artifacts={"final_checkpoint": str(adapter)})
 
@@ -219,7 +219,7 @@ def test_chaining_by_job_id(caller: Caller, body: dict[str, Any], settings: Serv
     assert r.json()["resolved"]["training_config"] == trained["resolved"]["config"]
 
     # a generate job on the merged model, by job id
-    merged = settings.artifact_root / job["id"] / "merged"
+    merged = settings.job_folder(job["id"]) / "merged"
     merged.mkdir(parents=True)
     set_job(settings, job["id"], status="succeeded", artifacts={"model_path": str(merged)})
     gen = {"model_conf": {"model": f"job:{job['id']}"}, "prompt_conf": {"type": "open-input", "input": "Hi"}}

@@ -35,7 +35,7 @@ from jobcore.db import engine_for, session_scope
 from jobcore.models import JobStatus
 from jobcore.settings import ServiceSettings
 from tests.local_postgres import LocalPostgres, migrate
-from tests.service.api_helpers import Caller, assert_error, insert_events, insert_job, set_job, sft_body
+from tests.service.api_helpers import Caller, allowed_root, assert_error, insert_events, insert_job, set_job, sft_body
 
 pytestmark = pytest.mark.skipif(
     not LocalPostgres.available(),
@@ -169,7 +169,7 @@ def test_outage_answers_503_and_recovers_by_itself(
     tiny_model_dir: Path,
     errors: ErrorLog,
 ) -> None:
-    data = outage_settings.allowed_roots[1] / "chat.jsonl"
+    data = allowed_root(outage_settings, 1) / "chat.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     body = sft_body(tiny_model_dir, data)
     submitted = client.post("/v1/jobs/sft", json=body, headers={"Idempotency-Key": "k1"})
@@ -331,7 +331,7 @@ def limited_caller(limited: tuple[TestClient, ServiceSettings]) -> Caller:
 @pytest.fixture
 def limited_body(limited: tuple[TestClient, ServiceSettings], tiny_model_dir: Path) -> dict[str, Any]:
     _http, small = limited
-    data = small.allowed_roots[1] / "limits.jsonl"
+    data = allowed_root(small, 1) / "limits.jsonl"
     data.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     return sft_body(tiny_model_dir, data)
 

@@ -40,7 +40,7 @@ def sft_config(settings: ServiceSettings, job_id: str, model: Path, data: Path) 
             "validation_data": {"type": "NONE"},
         },
         "training_args": {
-            "output_dir": str(settings.artifact_root / job_id / "output"),
+            "output_dir": str(settings.job_folder(job_id) / "output"),
             "max_steps": MAX_STEPS,
             "learning_rate": 5e-3,
             "logging_steps": 1,
@@ -162,7 +162,7 @@ def test_sigterm_hands_the_job_back_with_a_checkpoint_and_another_worker_resumes
     assert stop_status["checkpoint"] == handback["checkpoint"]
     stopped_at = stop_status["metrics"]["global_step"]
     checkpoint = assert_loadable_checkpoint(handback["checkpoint"], stopped_at)
-    assert checkpoint.is_relative_to(settings.artifact_root / job_id / "output")
+    assert checkpoint.is_relative_to(settings.job_folder(job_id) / "output")
     assert [t["status"] for t in transitions] == ["running", "queued", "running", "succeeded"]
     assert transitions[0]["worker"].startswith("first-")
     assert transitions[2]["worker"].startswith("second-")

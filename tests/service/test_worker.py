@@ -53,7 +53,7 @@ def sft_config(settings: ServiceSettings, job_id: str, model: Path, data: Path, 
             "validation_data": {"type": "NONE"},
         },
         "training_args": {
-            "output_dir": str(settings.artifact_root / job_id / "output"),
+            "output_dir": str(settings.job_folder(job_id) / "output"),
             "max_steps": max_steps,
             "learning_rate": 5e-3,
             "logging_steps": 1,
@@ -186,7 +186,7 @@ def test_sft_job_runs_once_and_streams_its_events(
     assert job.resolved["config"]["run_conf"]["model"] == str(tiny_model_dir)
     assert job.resolved["engine"]["per_device_train_batch_size"] == 4
     assert Path(job.artifacts["final_checkpoint"]).is_dir()
-    assert Path(job.artifacts["final_checkpoint"]).is_relative_to(settings.artifact_root / job_id)
+    assert Path(job.artifacts["final_checkpoint"]).is_relative_to(settings.job_folder(job_id))
     assert job.metrics["global_step"] == 3
     assert job.error is None
     assert job.started_at is not None
@@ -197,8 +197,8 @@ def test_sft_job_runs_once_and_streams_its_events(
     assert any(d["stream"] == "stderr" and "INFO finetuning" in d["line"] for d in logs)
     assert all("\r" not in d["line"] and "\n" not in d["line"] for d in logs)
     # the engine ran in the job's folder, from the files the worker wrote there
-    assert (settings.artifact_root / job_id / "config.yaml").is_file()
-    assert (settings.artifact_root / job_id / "events.jsonl").is_file()
+    assert (settings.job_folder(job_id) / "config.yaml").is_file()
+    assert (settings.job_folder(job_id) / "events.jsonl").is_file()
     assert_group_gone(process_event(events)["pgid"])
 
 
@@ -563,7 +563,7 @@ def test_a_job_cancelled_while_queued_never_starts(fake_settings: ServiceSetting
         session.execute(update(Job).where(Job.id == job_id).values(cancel_requested=True))
     assert run_job(fake_settings, job_id, "test-worker") == "cancelled"
     assert not any(e.type == store.PROCESS_EVENT for e in get_events(fake_settings, job_id))
-    assert not (fake_settings.artifact_root / job_id).exists()
+    assert not (fake_settings.job_folder(job_id)).exists()
 
 
 def test_events_an_earlier_attempt_wrote_but_never_stored_are_stored_first(fake_settings: ServiceSettings) -> None:
@@ -584,7 +584,7 @@ def test_events_an_earlier_attempt_wrote_but_never_stored_are_stored_first(fake_
         {"v": 1, "seq": 3, "time": "2026-01-01T00:00:02.000Z", "type": "status", "status": "succeeded"},
     ]
     assert store.append_events(settings, job_id, first.attempt, [("run_started", earlier[0])])
-    folder = settings.artifact_root / job_id
+    folder = settings.job_folder(job_id)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "events.jsonl").write_text("".join(json.dumps(event) + "\n" for event in earlier))
     with session_scope(settings.database_url) as session:  # what recovery does once the lease expired
