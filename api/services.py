@@ -22,6 +22,9 @@ from api.deps import after_commit
 from api.errors import ApiError, not_found
 from api.resolve import parse_body, plan_submission, validate_config
 from finetuning.contract import EventType, last_complete_checkpoint
+from finetuning.storage import S3Uri, StorageError, is_remote
+from finetuning.storage import client as storage_client
+from finetuning.storage.places import newest_uploaded_checkpoint
 from jobcore import transitions
 from jobcore.models import RESUMED_EVENT, TRAINING_KINDS, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
@@ -272,15 +275,21 @@ def resume_job(session: Session, settings: ServiceSettings, project: str, job_id
     return job
 
 
-def _newest_checkpoint(job: Job) -> Path | None:
-    """The checkpoint a training job would resume from, by the engine's own rule, in its output folder and beside the
-    checkpoint it stopped with."""
+def _newest_checkpoint(job: Job) -> str | None:
+    """The checkpoint a training job would resume from, by the engine's own rule, in its output folder (a bucket
+    prefix: the newest whose upload completed) and beside the checkpoint it stopped with."""
     recorded = (job.artifacts or {}).get("checkpoint")
-    folders = [Path(recorded).parent] if isinstance(recorded, str) and recorded else []
     output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
+    if isinstance(output_dir, str) and is_remote(output_dir):
+        try:
+            return newest_uploaded_checkpoint(S3Uri.parse(output_dir))
+        except StorageError as exc:
+            raise ApiError(503, "storage_unavailable", exc.message) from None
+    folders = [Path(recorded).parent] if isinstance(recorded, str) and recorded else []
     if isinstance(output_dir, str) and output_dir:
         folders.append(Path(output_dir))
-    return last_complete_checkpoint(*folders)
+    newest = last_complete_checkpoint(*folders)
+    return None if newest is None else str(newest)
 
 
 def list_events(
@@ -361,21 +370,32 @@ def _series(points: Iterable[tuple[MetricKey, dict[str, Any]]]) -> dict[str, dic
     return out
 
 
-def job_output_path(session: Session, project: str, job_id: str) -> Path:
-    """The YAML file of a succeeded generate job's answers."""
+def job_output_location(session: Session, project: str, job_id: str) -> str:
+    """Where a succeeded generate job's answers are: a YAML file, or an object in the artifact bucket."""
     job = get_job(session, project, job_id)
     if job.kind != JobKind.GENERATE:
         raise ApiError(404, "no_output", f"job {job.id} is a {job.kind} job; only generate jobs have an output")
     if job.status != JobStatus.SUCCEEDED:
         raise ApiError(409, "job_not_succeeded", f"job {job.id} is {job.status}; its output exists once it succeeded")
-    path = (job.artifacts or {}).get("output")
-    if not isinstance(path, str) or not Path(path).is_file():
+    location = (job.artifacts or {}).get("output")
+    if not isinstance(location, str) or not (is_remote(location) or Path(location).is_file()):
         raise ApiError(404, "no_output", f"the output file of job {job.id} is missing")
-    return Path(path)
+    return location
 
 
-def read_output(path: Path) -> Any:
+def read_output_bytes(location: str) -> bytes:
+    """The output file's bytes (blocking: call it in a thread)."""
+    if not is_remote(location):
+        return Path(location).read_bytes()
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return storage_client.get_bytes(S3Uri.parse(location))
+    except StorageError as exc:
+        status = 404 if exc.code == "storage_object_not_found" else 503
+        raise ApiError(status, "no_output" if status == 404 else "storage_unavailable", exc.message) from None
+
+
+def parse_output(content: bytes) -> Any:
+    try:
+        return yaml.safe_load(content.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError):
-        raise ApiError(409, "invalid_output", f"the output file {path.name} is not valid YAML") from None
+        raise ApiError(409, "invalid_output", "the output file is not valid YAML") from None

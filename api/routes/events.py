@@ -162,8 +162,11 @@ async def get_job_metrics(
 )
 async def get_job_output(job_id: str, request: Request, database: DatabaseDep, caller: CallerDep) -> Response:
     """A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`."""
-    path = await database.run(lambda session: services.job_output_path(session, caller.project(session), job_id))
+    location = await database.run(
+        lambda session: services.job_output_location(session, caller.project(session), job_id)
+    )
+    content = await anyio.to_thread.run_sync(services.read_output_bytes, location)
     accept = request.headers.get("accept", "")
     if "yaml" in accept and "application/json" not in accept:
-        return Response(await anyio.Path(path).read_bytes(), media_type="application/yaml")
-    return JSONResponse(await anyio.to_thread.run_sync(services.read_output, path))
+        return Response(content, media_type="application/yaml")
+    return JSONResponse(services.parse_output(content))

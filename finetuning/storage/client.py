@@ -180,3 +180,11 @@ def delete_prefix(uri: S3Uri) -> int:
     except Exception as exc:
         raise storage_error(exc, uri) from None
     return len(keys)
+
+
+def get_bytes(uri: S3Uri) -> bytes:
+    """The whole object at ``uri`` (for small files: a generate job's answers)."""
+    try:
+        return bytes(client().get_object(Bucket=uri.bucket, Key=uri.key)["Body"].read())
+    except Exception as exc:
+        raise storage_error(exc, uri) from None

@@ -112,15 +112,23 @@ def output_place(value: str | Path, settings: EngineSettings) -> OutputPlace:
     return OutputPlace(settings.staging / uri.bucket / uri.key, uri)
 
 
+def newest_uploaded_checkpoint(remote: S3Uri) -> str | None:
+    """The URI of the newest checkpoint below ``remote`` whose upload completed, or None (the bucket's side of
+    :func:`finetuning.contract.last_complete_checkpoint`)."""
+    keys = [S3Uri(remote.bucket, info.key).relative_to(remote) for info in list_objects(remote)]
+    name = last_uploaded_checkpoint(keys)
+    return None if name is None else str(remote / name)
+
+
 def fetch_last_checkpoint(place: OutputPlace, events: EventWriter | None = None) -> Path | None:
     """For a bucket output: the newest checkpoint whose upload completed, in the local staging folder (downloaded
     unless a complete copy is already there); None when the bucket holds none. A local output: None."""
     if place.remote is None:
         return None
-    keys = [S3Uri(place.remote.bucket, info.key).relative_to(place.remote) for info in list_objects(place.remote)]
-    name = last_uploaded_checkpoint(keys)
-    if name is None:
+    newest = newest_uploaded_checkpoint(place.remote)
+    if newest is None:
         return None
+    name = S3Uri.parse(newest).name
     local = place.local / name
     if is_complete_checkpoint(local):
         return local

@@ -112,6 +112,7 @@ def settings_env(settings: ServiceSettings) -> dict[str, str]:
         "FINETUNING_DATABASE_URL": settings.database_url,
         "FINETUNING_BROKER_URL": settings.broker_url,
         "FINETUNING_ARTIFACT_ROOT": str(settings.artifact_root),
+        "FINETUNING_WORK_ROOT": str(settings.work_root),
         "FINETUNING_ALLOWED_ROOTS": json.dumps([str(p) for p in settings.allowed_roots]),
         "FINETUNING_ALLOW_HUB_MODELS": str(settings.allow_hub_models).lower(),
         "FINETUNING_DEFAULT_QUEUE": settings.default_queue,
@@ -129,11 +130,14 @@ def data_dir(settings: ServiceSettings) -> Path:
     return allowed_root(settings, 1)
 
 
-def start_worker(settings: ServiceSettings, log_path: Path, *, hostname: str) -> subprocess.Popen[bytes]:
-    """A real Celery worker process consuming the test queue; returns once it answers a ping."""
+def start_worker(
+    settings: ServiceSettings, log_path: Path, *, hostname: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """A real Celery worker process consuming the test queue (with ``env`` added to its environment); returns once
+    it answers a ping."""
     from worker.celery_app import create_celery
 
-    env = {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **settings_env(settings), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **(env or {})}
     process = spawn_worker(env, settings.default_queue, hostname, log_path)
     if wait_answering(create_celery(settings), [hostname], 60, alive=lambda _: process.poll() is None):
         process.kill()
