@@ -141,7 +141,8 @@ class EventRead(BaseModel):
         default=None, description="The run of the job that wrote it (0: before any run; null: from an older version)."
     )
     type: str = Field(
-        description="An engine event type (run_started, phase, metrics, eval, progress, checkpoint, log, status), "
+        description="An engine event type (run_started, phase, metrics, eval, progress, checkpoint, storage, log, "
+        "status), "
         "or `log` with {stream, line} for an output line, or `job` with {status, attempt} for a service transition."
     )
     data: dict[str, Any]
