@@ -86,6 +86,7 @@ def error_response(exc: ApiError) -> JSONResponse:
 # Documented on every route that can answer these, so generated clients know the error type.
 def error_responses(*codes: int, database: bool = True) -> dict[int | str, dict[str, Any]]:
     descriptions = {
+        400: "The body could not be read (not UTF-8, not JSON)",
         401: "Missing, unknown or revoked API token",
         404: "No such job in the caller's project",
         409: "The job is not in a state that allows this",

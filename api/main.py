@@ -23,7 +23,7 @@ from api.openapi import install_openapi
 from api.schemas import MLFLOW_UI_URL
 from api.streams import EventHub, StreamTiming
 from jobcore.db import libpq_url, session_factory
-from jobcore.logs import use_json_logs
+from jobcore.logs import redact_logs, use_json_logs
 from jobcore.settings import ServiceSettings, get_settings
 
 logger = logging.getLogger("api")
@@ -58,9 +58,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # here rather than in create_app: the server configures its logging after building the app
         if settings.log_format == "json":
-            # here rather than in create_app: the server configures its logging after building the app
             use_json_logs(SERVER_LOGGERS)
+        redact_logs(("", *SERVER_LOGGERS))
         if settings.auth_disabled:
             logger.warning(
                 "!!! AUTHENTICATION IS DISABLED (FINETUNING_AUTH_DISABLED): anyone who can reach this API acts as "

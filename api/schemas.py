@@ -9,9 +9,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from finetuning.redaction import redact
 from jobcore.models import Job, JobKind, JobStatus
-
-REDACTED = "***"
 
 # The MLflow UI of the app serving the request (``FINETUNING_MLFLOW_UI_URL``): set per request by the app's middleware,
 # read by :func:`job_read`.
@@ -188,19 +187,6 @@ class Readiness(BaseModel):
     checks: dict[str, str]
 
 
-def _redact(value: Any) -> Any:
-    """A copy without hub tokens (``model_args.token``): the worker needs them, readers of the job do not."""
-    if isinstance(value, dict):
-        out = {k: _redact(v) for k, v in value.items()}
-        args = out.get("model_args")
-        if isinstance(args, dict) and isinstance(args.get("token"), str):
-            out["model_args"] = {**args, "token": REDACTED}
-        return out
-    if isinstance(value, list):
-        return [_redact(v) for v in value]
-    return value
-
-
 def mlflow_run_url(ui_url: str, run_id: str) -> str:
     """The MLflow UI's page of a run known by id alone: ``#/runs/<id>`` finds the run's experiment and redirects to
     its run page (``#/experiments/<experiment>/runs/<id>``)."""
@@ -208,8 +194,8 @@ def mlflow_run_url(ui_url: str, run_id: str) -> str:
 
 
 def job_read(job: Job, *, mlflow_ui_url: str | None = None) -> JobRead:
-    """The job as the API shows it: hub tokens redacted, links filled in (the MLflow UI: ``mlflow_ui_url``, by
-    default the serving app's)."""
+    """The job as the API shows it: credentials masked (:mod:`finetuning.redaction`), links filled in (the MLflow
+    UI: ``mlflow_ui_url``, by default the serving app's)."""
     read = JobRead.model_validate(job)
     ui_url = mlflow_ui_url or MLFLOW_UI_URL.get()
     links = JobLinks(mlflow=mlflow_run_url(ui_url, job.mlflow_run_id) if ui_url and job.mlflow_run_id else None)
@@ -219,8 +205,8 @@ def job_read(job: Job, *, mlflow_ui_url: str | None = None) -> JobRead:
     )
     return read.model_copy(
         update={
-            "config": _redact(read.config),
-            "resolved": _redact(read.resolved),
+            "config": redact(read.config),
+            "resolved": redact(read.resolved),
             "links": links,
             "lost_work": lost,
         }

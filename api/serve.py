@@ -16,6 +16,8 @@ import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from finetuning.redaction import redact_text
+
 logger = logging.getLogger("finetuning.serve")
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -91,11 +93,12 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
     from jobcore.settings import ServiceSettings
 
     settings = ServiceSettings()
-    if settings.log_format == "json":
-        from jobcore.logs import use_json_logs
+    from jobcore.logs import redact_logs, use_json_logs
 
+    if settings.log_format == "json":
         use_json_logs()
-    logger.info("database %s; broker %s", _redact(settings.database_url), _redact(settings.broker_url))
+    redact_logs()
+    logger.info("database %s; broker %s", redact_text(settings.database_url), redact_text(settings.broker_url))
     upgrade_database(settings.database_url)
     worker = None if args.no_worker else start_worker(environ, settings.default_queue, settings.worker_concurrency)
     # uvicorn re-raises the SIGTERM it caught once it has shut down; turn that into an exit so `finally` runs
@@ -124,16 +127,6 @@ def main(argv: list[str] | None = None, environ: MutableMapping[str, str] = os.e
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
     return 0
-
-
-def _redact(url: str) -> str:
-    # never print a password that may be part of a URL
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        user = credentials.split(":", 1)[0]
-        return f"{scheme}://{user}@{host}"
-    return url
 
 
 if __name__ == "__main__":

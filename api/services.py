@@ -17,11 +17,12 @@ import yaml
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import repository
+from api import repository, secret_service
 from api.deps import after_commit
 from api.errors import ApiError, not_found
-from api.resolve import parse_body, plan_submission, validate_config
+from api.resolve import ENGINE_YAML_KINDS, parse_body, plan_submission, validate_config
 from finetuning.contract import EventType, last_complete_checkpoint
+from finetuning.redaction import references
 from finetuning.storage import S3Uri, StorageError, is_remote
 from finetuning.storage import client as storage_client
 from finetuning.storage.places import newest_uploaded_checkpoint
@@ -99,10 +100,23 @@ def submit_job(
         existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key)
         if existing is not None:
             return _replayed(existing, kind), False
-    config = validate_config(kind, parse_body(body, content_type))
+    data = parse_body(body, content_type)
+    env_secrets = secret_service.take_env_secrets(data)
+    config = validate_config(kind, data)
     job_id = new_id()
     plan = plan_submission(session, settings, project, kind, config, job_id)
-    resolved: dict[str, Any] = {"config": plan.config, "num_processes": meta.processes if kind in TRAINING_KINDS else 1}
+    # no credential is stored as typed: each becomes a secret of the job, the config refers to it
+    submitted, run_config, found = secret_service.lift_inline(job_id, plan.submitted, plan.config)
+    if kind not in ENGINE_YAML_KINDS and (references(run_config) or env_secrets):
+        raise ApiError(422, "invalid_config", f"{kind.value} jobs take no secrets: they read no credentials")
+    secret_service.check_references(session, project, run_config, env_secrets, set(found.inline))
+    resolved: dict[str, Any] = {"config": run_config, "num_processes": meta.processes if kind in TRAINING_KINDS else 1}
+    if env_secrets:
+        # as references: what names a secret is never masked as one
+        resolved["env_secrets"] = {variable: f"${{secrets.{name}}}" for variable, name in env_secrets.items()}
+    warning = found.warning()
+    if warning:
+        resolved["warnings"] = [warning]
     if kind == JobKind.ADAPTER_CONVERSION:
         resolved["training_config"] = plan.training_config
     if plan.overridden:
@@ -126,7 +140,7 @@ def submit_job(
         name=meta.name,
         labels=parse_labels(meta.label_values),
         queue=meta.queue,
-        config=plan.submitted,
+        config=submitted,
         resolved=resolved,
         inputs=plan.inputs,
         idempotency_key=meta.idempotency_key,
@@ -139,6 +153,7 @@ def submit_job(
             repository.add_job(session, job)
             repository.apply(session, job, transitions.submitted())
             session.flush()  # one flush: the unit of work inserts the job before the event that refers to it
+            secret_service.store_inline(session, settings, project, job_id, found)
     except IntegrityError:
         # a concurrent request with the same Idempotency-Key won the unique index: answer with its job
         existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key or "")

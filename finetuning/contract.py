@@ -70,6 +70,9 @@ EVENTS_FILE_ENV = "FINETUNING_EVENTS_FILE"
 JOB_ID_ENV = "FINETUNING_JOB_ID"
 JOB_ATTEMPT_ENV = "FINETUNING_JOB_ATTEMPT"
 STAGING_DIR_ENV = "FINETUNING_STAGING_DIR"
+SECRET_ENV_PREFIX = "FINETUNING_SECRET__"
+"""``${secrets.NAME}`` in a config is read from ``FINETUNING_SECRET__NAME`` in the engine's environment (the worker
+sets it from the project's secret; a person running the CLI exports it)."""
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, TextIO, TypedDict
 
 from finetuning.contract import EVENTS_VERSION, EventType, RunStatus
+from finetuning.redaction import redact
 
 if TYPE_CHECKING:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -85,7 +86,8 @@ class EventWriter:
             event = {"v": EVENTS_VERSION, "seq": self._seq, "time": _utc_now(), "type": str(event_type)}
             if self.attempt is not None:
                 event["attempt"] = self.attempt
-            event.update(_json_safe(fields))
+            # credentials never reach the file: the worker stores it, the API serves it
+            event.update(redact(_json_safe(fields)))
             # allow_nan=False: NaN/Infinity are not JSON (Postgres JSONB and browsers reject them); _json_safe
             # already turned them into strings, so this only guards against a missed case.
             self._file.write(json.dumps(event, ensure_ascii=False, allow_nan=False) + "\n")

@@ -19,6 +19,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
+from finetuning.redaction import redact_text
+
 JOB_ID: ContextVar[str | None] = ContextVar("finetuning_job_id", default=None)
 REQUEST_ID: ContextVar[str | None] = ContextVar("finetuning_request_id", default=None)
 
@@ -53,6 +55,27 @@ class ContextFilter(logging.Filter):
         if getattr(record, "request_id", None) is None:
             record.request_id = REQUEST_ID.get()
         return True
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in every record a handler writes (:func:`finetuning.redaction.redact_text`): a URI with a
+    password, a token, a secret this process resolved, whichever logger logged it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact_text(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        return True
+
+
+def redact_logs(loggers: Iterable[logging.Logger | str] = ("",)) -> None:
+    """Put a :class:`RedactingFilter` on every handler of ``loggers`` (default: the root logger). Idempotent."""
+    for item in loggers:
+        logger = logging.getLogger(item) if isinstance(item, str) else item
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
 
 
 def _utc_iso(timestamp: float) -> str:
@@ -116,3 +139,4 @@ def use_json_logs(
             handler.setFormatter(formatter())
             if not any(isinstance(f, ContextFilter) for f in handler.filters):
                 handler.addFilter(ContextFilter())
+    redact_logs(loggers)

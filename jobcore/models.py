@@ -1,4 +1,5 @@
-"""The tables: jobs, their events (the log, metrics, phases, in order), and API tokens. Shared with the worker."""
+"""The tables: jobs, their events (the log, metrics, phases, in order), API tokens and project secrets. Shared with
+the worker."""
 
 from __future__ import annotations
 
@@ -7,7 +8,20 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, MetaData, String, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -143,3 +157,22 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Secret(Base):
+    """A project's credential, by name, encrypted (``jobcore.secrets``); never readable through the API. A secret
+    with a ``job_id`` was typed inline into that job's config and moved here at submission: it belongs to the job and
+    is not listed with the project's named secrets."""
+
+    __tablename__ = "secrets"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project: Mapped[str] = mapped_column(String(100), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(200))  # the API token (its name and prefix) that set it
+
+    __table_args__ = (UniqueConstraint("project", "name", name="uq_secrets_project_name"),)

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from finetuning.storage.uri import S3Uri, is_remote
@@ -60,6 +60,12 @@ class ServiceSettings(BaseSettings):
     )
     allow_trust_remote_code: bool = Field(
         default=False, description="Let jobs set model_args.trust_remote_code: true (runs the model repo's code)."
+    )
+    secrets_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key(s) that encrypt project secrets at rest, comma-separated: the first encrypts, every "
+        "one decrypts (add a new key first to rotate). The API and every worker need the same. Unset: a key is made "
+        "once in <service home>/secrets.key (mode 0600), which suits one machine only.",
     )
     auth_disabled: bool = Field(
         default=False, description="Serve without tokens, every request as project 'default'. For a local demo only."

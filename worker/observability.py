@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobcore.db import unpooled_sessions
-from jobcore.logs import JOB_ID, JsonFormatter, use_json_logs
+from jobcore.logs import JOB_ID, JsonFormatter, redact_logs, use_json_logs
 from jobcore.models import ACTIVE_STATUSES, TERMINAL_STATUSES
 from jobcore.settings import ServiceSettings
 from jobcore.stats import Cached, JobStats, histogram_family, query_job_stats, throughput_family
@@ -148,15 +148,17 @@ def install(app: Celery, settings: ServiceSettings) -> None:
         if token is not None:
             JOB_ID.reset(token)
 
-    if settings.log_format == "json":
-
-        @signals.after_setup_logger.connect(weak=False)
-        def _json_root(logger: logging.Logger, **_: Any) -> None:
+    @signals.after_setup_logger.connect(weak=False)
+    def _root_logs(logger: logging.Logger, **_: Any) -> None:
+        if settings.log_format == "json":
             use_worker_json_logs(logger)
+        redact_logs([logger])
 
-        @signals.after_setup_task_logger.connect(weak=False)
-        def _json_task(logger: logging.Logger, **_: Any) -> None:
+    @signals.after_setup_task_logger.connect(weak=False)
+    def _task_logs(logger: logging.Logger, **_: Any) -> None:
+        if settings.log_format == "json":
             use_worker_json_logs(logger)
+        redact_logs([logger])
 
     if settings.worker_metrics_port:
 

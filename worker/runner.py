@@ -30,9 +30,11 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from finetuning.contract import JOB_ATTEMPT_ENV, JOB_ID_ENV, STAGING_DIR_ENV
+from finetuning.contract import JOB_ATTEMPT_ENV, JOB_ID_ENV, SECRET_ENV_PREFIX, STAGING_DIR_ENV
+from finetuning.redaction import references, remember
 from jobcore.logs import job_context
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
+from jobcore.secrets import SecretsUnavailable
 from jobcore.settings import ServiceSettings
 from worker import shutdown, store
 from worker.launch import EngineCommand, engine_command, retry_config
@@ -66,6 +68,10 @@ class JobLog(logging.LoggerAdapter[logging.Logger]):
         job_id = self.extra["job_id"] if self.extra else "?"
         kwargs["extra"] = {"job_id": job_id, **(kwargs.get("extra") or {})}
         return f"[job {job_id}] {msg}", kwargs
+
+
+class MissingSecret(Exception):
+    """A secret the job refers to was deleted after the job was submitted."""
 
 
 class LeaseLost(Exception):
@@ -149,7 +155,11 @@ class JobRun:
             return Outcome(JobStatus.QUEUED, hand_back=True)  # claimed as this worker began to stop: not started
         command = self.prepare()
         try:
-            self.start(command)
+            secret_env = self.secret_environment()
+        except (MissingSecret, SecretsUnavailable) as exc:
+            return Outcome(JobStatus.FAILED, error("secret_not_found", str(exc)))
+        try:
+            self.start(command, secret_env)
             return self.follow()
         finally:
             # whatever happened (an error, a lost lease), nothing the job started outlives this call
@@ -174,6 +184,28 @@ class JobRun:
             (self.job_dir / name).write_text(content, encoding="utf-8")
         return command
 
+    def secret_environment(self) -> dict[str, str]:
+        """The project's secrets this job refers to, as the engine's environment: ``${secrets.NAME}`` in its config
+        as ``FINETUNING_SECRET__NAME``, and its ``env_secrets`` as the variables they name. Only the engine process
+        gets them: not the queue message, not the job folder, not the events (this process masks them from now)."""
+        config = self.claim.resolved.get("config") or {}
+        env_secrets = {variable: name for variable, name in references(self.claim.resolved.get("env_secrets") or {})}
+        referenced = {name for _, name in references(config)}
+        names = referenced | set(env_secrets.values())
+        if not names:
+            return {}
+        values = self.with_db_retry(lambda: store.job_secrets(self.settings, self.claim.project, names))
+        missing = sorted(names - values.keys())
+        if missing:
+            raise MissingSecret(
+                f"the job refers to secrets that no longer exist: {', '.join(missing)}; set them (POST /v1/secrets) "
+                "and resume or resubmit the job"
+            )
+        remember(values.values())
+        env = {f"{SECRET_ENV_PREFIX}{name}": values[name] for name in referenced}
+        env.update({variable: values[name] for variable, name in env_secrets.items()})
+        return env
+
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k.upper() not in _SERVICE_ENV}
         env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when a buffer fills
@@ -194,12 +226,12 @@ class JobRun:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         return env
 
-    def start(self, command: EngineCommand) -> None:
+    def start(self, command: EngineCommand, secret_env: dict[str, str] | None = None) -> None:
         earlier = self.output.events.skip_existing()
         if earlier:
             self.backfill(earlier)
         self.log.info("starting %s", " ".join(command.argv))
-        process = self.engine.start(command.argv, self.job_dir, self.child_env())
+        process = self.engine.start(command.argv, self.job_dir, {**self.child_env(), **(secret_env or {})})
         self.output.read_pipes(process.stdout, process.stderr)
         self.pending.append(
             (

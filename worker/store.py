@@ -24,6 +24,7 @@ from sqlalchemy import ColumnElement, and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from finetuning.contract import EVENTS_VERSION, EventType, checkpoint_step
+from finetuning.redaction import redact
 from jobcore import transitions
 from jobcore.db import session_scope
 from jobcore.models import ACTIVE_STATUSES, RESUMED_EVENT, Job, JobEvent, JobStatus
@@ -49,6 +50,7 @@ class Claim:
     attempt: int
     cancel_requested: bool
     checkpoint: str | None = None  # where an earlier attempt stopped with a checkpoint (hand-back, cancel)
+    project: str = ""
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
             .where(Job.id == job_id, claimable)
             .values(**transition.values)
             .returning(
+                Job.project,
                 Job.kind,
                 Job.resolved,
                 Job.queue,
@@ -101,6 +104,7 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
             row.attempt,
             bool(row.cancel_requested),
             checkpoint if isinstance(checkpoint, str) else None,
+            row.project,
         )
 
 
@@ -174,8 +178,10 @@ def append_events(settings: ServiceSettings, job_id: str, attempt: int, events: 
                 update(Job).where(Job.id == job_id).values(**changes).execution_options(synchronize_session=False)
             )
         # an engine event says which run wrote it: one an earlier attempt wrote but never stored keeps its number
+        # credentials are masked before anything is stored (the engine masks its own events; its output lines and
+        # the secrets this worker resolved for it are masked here)
         stored: list[dict[str, Any]] = [
-            {"job_id": job_id, "type": kind, "data": data, "attempt": _attempt_of(data, attempt)}
+            {"job_id": job_id, "type": kind, "data": redact(data), "attempt": _attempt_of(data, attempt)}
             for kind, data in events
         ]
         # a resume's own event goes right after its run_started, before the resumed run's first steps: the order
@@ -321,3 +327,11 @@ def job_queue(settings: ServiceSettings, job_id: str) -> str | None:
     """The queue the job is sent to, or None for an unknown job."""
     with session_scope(settings.database_url) as session:
         return session.scalar(select(Job.queue).where(Job.id == job_id))
+
+
+def job_secrets(settings: ServiceSettings, project: str, names: set[str]) -> dict[str, str]:
+    """The values of the project's secrets ``names`` (see :mod:`jobcore.secrets`)."""
+    from jobcore import secrets
+
+    with session_scope(settings.database_url) as session:
+        return secrets.reveal(session, settings, project, names)

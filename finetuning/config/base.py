@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,8 @@ from pydantic.fields import FieldInfo
 
 from finetuning.config import safe_yaml
 from finetuning.config.legacy import Upgrade, collect_upgrades
+from finetuning.contract import SECRET_ENV_PREFIX
+from finetuning.redaction import secrets_from_environment
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +62,13 @@ class StrictModel(BaseModel):
         return []
 
     @classmethod
-    def from_yaml(cls, stream: str | bytes | IO[str] | IO[bytes], *, source: str = "the config") -> Self:
+    def from_yaml(
+        cls, stream: str | bytes | IO[str] | IO[bytes], *, source: str = "the config", secrets: bool = False
+    ) -> Self:
         """Validate a YAML document (text or open file) as this config; unreadable YAML, and a document that its
         aliases expand beyond any config's size (:mod:`finetuning.config.safe_yaml`), is a :class:`ConfigError`.
-        Each retired field translated to today's spelling is logged as a warning."""
+        Each retired field translated to today's spelling is logged as a warning. ``secrets``: fill each
+        ``${secrets.NAME}`` from the environment (:data:`finetuning.contract.SECRET_ENV_PREFIX`)."""
         try:
             data = safe_yaml.safe_load(stream)
         except safe_yaml.YAMLExpansionError as exc:
@@ -72,6 +78,13 @@ class StrictModel(BaseModel):
             # not UTF-8), IndexError ('!!int '), KeyError ('!!bool '), AttributeError ('!!timestamp x'); and
             # RecursionError for nesting deeper than its stack. It only builds plain data: any error is bad input.
             raise ConfigError([ConfigIssue("", f"{source} is not valid YAML: {exc}")]) from None
+        if secrets:
+            try:
+                # the names are the config's own, so no settings class can list them: the environment is read here
+                data = secrets_from_environment(data, os.environ, SECRET_ENV_PREFIX)
+            except KeyError as exc:
+                loc, _, message = str(exc.args[0]).partition(": ")
+                raise ConfigError([ConfigIssue(loc, message)]) from None
         config = cls.validate_config({} if data is None else data)
         for note in config.upgrades:
             logger.warning("%s: %s", source, note)
@@ -86,7 +99,7 @@ class StrictModel(BaseModel):
             raise ConfigError([ConfigIssue("", f"config file not found: {path}")]) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([ConfigIssue("", f"cannot read the config file {path}: {exc}")]) from None
-        return cls.from_yaml(text, source=str(path))
+        return cls.from_yaml(text, source=str(path), secrets=True)
 
     @classmethod
     def validate_config(cls, data: Any) -> Self:

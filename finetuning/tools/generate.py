@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from finetuning.config.jobs import EvalDataPrompt, GenerateConfig
 from finetuning.errors import FinetuningError
 from finetuning.models import model_reference_problem
+from finetuning.redaction import redact
 from finetuning.settings import get_engine_settings
 from finetuning.storage.inputs import fetch_inputs
 from finetuning.storage.places import writable
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.generation_batches import generate_batches
 from finetuning.tools.generation_model import load_generation_model, load_inference_tokenizer
-from finetuning.tools.generation_output import output_gen_params, output_item, redacted, write_yaml_atomically
+from finetuning.tools.generation_output import output_gen_params, output_item, write_yaml_atomically
 from finetuning.tools.generation_params import build_generation_config, prompt_budget, with_model_defaults
 from finetuning.tools.generation_prompts import build_prompts, encode_prompt
 
@@ -57,7 +58,7 @@ def run_generate(config_path: Path, output: Path | str, events: EventWriter) -> 
     the output may be bucket locations (``s3://``)."""
     settings = get_engine_settings()
     config = GenerateConfig.from_yaml_file(config_path)
-    events.run_started("generate", config=redacted(config.model_dump(mode="json")))
+    events.run_started("generate", config=config.model_dump(mode="json"))
     with writable(output, settings, events) as place:
         result = _generate(fetch_inputs(config, settings, events), place.local, events)
     result["artifacts"]["output"] = place.public(place.local) if place.remote else str(place.local.absolute())
@@ -125,7 +126,7 @@ def _generate(config: GenerateConfig, output: Path, events: EventWriter) -> dict
         output_item(prompt, enc, new_ids, tokenizer, gen_params)
         for prompt, enc, new_ids in zip(prompts, encoded, generated, strict=True)
     ]
-    write_yaml_atomically(items, output)
+    write_yaml_atomically(redact(items), output)  # a secret the config referred to is not echoed
     logger.info("wrote %d answers to %s (%.2f s generating)", len(items), output, seconds)
     metrics = {
         "prompts": len(items),

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from finetuning.config.jobs import GenerateConfig
+from finetuning.redaction import redact
 from finetuning.tools.generation_params import NOT_PARAMS
 from finetuning.tools.generation_prompts import EncodedPrompt, Prompt
 
@@ -22,19 +23,11 @@ if TYPE_CHECKING:
 TEST_TYPE = "open-ended"
 
 
-def redacted(data: dict[str, Any]) -> dict[str, Any]:
-    """The config without the hub token, which must not end up in events or output files."""
-    model_args = data.get("model_conf", {}).get("model_args")
-    if isinstance(model_args, dict) and isinstance(model_args.get("token"), str):
-        model_args["token"] = "***"
-    return data
-
-
 def output_gen_params(generation_config: GenerationConfig, config: GenerateConfig) -> dict[str, Any]:
     """The generation parameters in force as plain data, plus the set fields of quant_conf and model_conf as JSON."""
     params = {k: v for k, v in generation_config.to_diff_dict().items() if k not in NOT_PARAMS}
     params = json.loads(json.dumps(params, default=str))  # plain lists/dicts/scalars only, as safe_dump needs
-    model_conf = redacted({"model_conf": config.model_conf.model_dump(mode="json", exclude_unset=True)})["model_conf"]
+    model_conf = redact(config.model_conf.model_dump(mode="json", exclude_unset=True))
     params["quant_conf"] = json.dumps(config.quant_conf.model_dump(mode="json", exclude_unset=True))
     params["model_conf"] = json.dumps(model_conf)
     return params

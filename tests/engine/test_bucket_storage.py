@@ -90,3 +90,24 @@ def test_a_second_run_on_the_same_inputs_downloads_nothing(
         assert code == 0, events[-1]
     states = {e["uri"]: e["state"] for e in events if e["type"] == "storage" and e.get("bytes") is not None}
     assert states == {model: "cached", data: "cached"}
+
+
+def test_a_missing_bucket_object_is_one_message_and_exit_2(
+    s3_server: S3Server,
+    s3_bucket: str,
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FINETUNING_STORAGE_CACHE_DIR", str(tmp_path / "cache"))
+    missing = f"s3://{s3_bucket}/data/missing.jsonl"
+    code, events = run_cli(tmp_path, sft_config(tiny_model_dir, missing, tmp_path / "out"))
+    assert code == 2
+    error = events[-1]["error"]
+    assert error["code"] == "storage_object_not_found"
+    assert missing in error["message"]
+    err = capsys.readouterr().err
+    assert f"error: {missing}: no such object" in err
+    assert "Traceback" not in err
+    assert "test-secret-key" not in err

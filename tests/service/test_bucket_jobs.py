@@ -30,7 +30,6 @@ from jobcore.settings import ServiceSettings
 from tests.s3server import S3Server, upload_folder
 from tests.service.api_helpers import make_token, sft_body
 from tests.service.conftest import start_worker
-from tests.service.test_graceful import wait_for
 from tests.workers import stop_worker
 from worker.dispatch import enqueue_job
 from worker.recovery import recover
@@ -42,7 +41,9 @@ MAX_STEPS = 160
 
 
 @pytest.fixture
-def bucket_settings(settings: ServiceSettings, s3_server: S3Server, s3_bucket: str, service_root: Path) -> ServiceSettings:
+def bucket_settings(
+    settings: ServiceSettings, s3_server: S3Server, s3_bucket: str, service_root: Path
+) -> ServiceSettings:
     return settings.model_copy(
         update={
             "artifact_root": S3Uri(s3_bucket, "artifacts"),

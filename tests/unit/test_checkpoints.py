@@ -62,7 +62,7 @@ def test_the_api_resumes_from_the_checkpoint_the_engine_will(tmp_path: Path) -> 
     _checkpoint(output, 10)
     _checkpoint(output, 20, weights=False)
     job = Job(resolved={"config": {"training_args": {"output_dir": str(output)}}}, artifacts={})
-    assert _newest_checkpoint(job) == output / "checkpoint-10"
+    assert _newest_checkpoint(job) == str(output / "checkpoint-10")
     assert resolve_resume("auto", output) == str(output / "checkpoint-10")
 
 

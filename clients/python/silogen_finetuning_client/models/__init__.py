@@ -84,6 +84,10 @@ from .readiness import Readiness
 from .readiness_checks import ReadinessChecks
 from .resume_point import ResumePoint
 from .run_conf import RunConf
+from .secret_list import SecretList
+from .secret_read import SecretRead
+from .secret_value import SecretValue
+from .secret_write import SecretWrite
 from .sft_args import SFTArgs
 from .sft_args_length_handling import SFTArgsLengthHandling
 from .sft_config import SFTConfig
@@ -195,6 +199,10 @@ __all__ = (
     "ReadinessChecks",
     "ResumePoint",
     "RunConf",
+    "SecretList",
+    "SecretRead",
+    "SecretValue",
+    "SecretWrite",
     "SFTArgs",
     "SFTArgsLengthHandling",
     "SFTConfig",
