@@ -79,7 +79,7 @@ def test_the_worker_hands_secrets_only_to_the_engine_and_names_a_missing_one(set
     from jobcore import secrets
     from jobcore.db import session_scope
     from jobcore.models import new_id
-    from worker.runner import JobRun, MissingSecret
+    from worker.runner import JobLog, JobRun, MissingSecret
     from worker.store import Claim
 
     project = f"secrets-{new_id()[:8]}"
@@ -91,13 +91,13 @@ def test_the_worker_hands_secrets_only_to_the_engine_and_names_a_missing_one(set
         "env_secrets": {"HF_TOKEN": "${secrets.HUB}"},
     }
     claim = Claim(new_id(), "sft", resolved, "q", 1, False, None, project)
-    run = JobRun(settings, claim, logging.LoggerAdapter(logging.getLogger("test")))
+    run = JobRun(settings, claim, JobLog(logging.getLogger("test"), {"job_id": "test"}))
     env = run.secret_environment()
     assert env == {"FINETUNING_SECRET__MLFLOW_PW": CANARY, "HF_TOKEN": CANARY + "-hub"}
     # another project's job naming the same secrets gets nothing
     other = Claim(new_id(), "sft", resolved, "q", 1, False, None, "someone-else")
     with pytest.raises(MissingSecret, match="HUB, MLFLOW_PW"):
-        JobRun(settings, other, logging.LoggerAdapter(logging.getLogger("test"))).secret_environment()
+        JobRun(settings, other, JobLog(logging.getLogger("test"), {"job_id": "test"})).secret_environment()
     with session_scope(settings.database_url) as session:
         secrets.delete(session, project, "HUB")
     with pytest.raises(MissingSecret, match="HUB"):
