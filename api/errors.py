@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from finetuning.config.base import format_loc
+from finetuning.redaction import redact
 from jobcore.db import is_unavailable
 
 logger = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def not_found(what: str = "job", ident: str | None = None) -> ApiError:
 
 
 def error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
+    # a message may quote what was sent (a URI with a password in it): masked like every other answer
+    return JSONResponse(redact(exc.body()), status_code=exc.status_code, headers=exc.headers)
 
 
 # Documented on every route that can answer these, so generated clients know the error type.

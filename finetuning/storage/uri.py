@@ -36,6 +36,12 @@ class S3Uri:
             raise InvalidUri(f"'{value}' is not an s3://bucket/key location")
         rest = value[len(SCHEME) :]
         bucket, _, key = rest.partition("/")
+        if "@" in bucket:
+            # never echoed: what comes before the @ is a credential
+            raise InvalidUri(
+                "an s3:// location cannot carry credentials (key:secret@bucket): the service and its workers use the "
+                "AWS environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or the credential chain"
+            )
         if not _BUCKET.match(bucket):
             raise InvalidUri(
                 f"'{bucket}' is not a valid bucket name (3-63 lower-case letters, digits, dots and hyphens)"

@@ -209,3 +209,14 @@ def test_inline_credentials_are_moved_into_job_secrets(
     with session_scope(settings.database_url) as session:
         rows = session.scalars(select(Secret).where(Secret.job_id == job["id"])).all()
     assert len(rows) == 2
+
+
+def test_a_bucket_location_with_keys_in_it_is_refused_without_echoing_them(
+    alice: Client, model_dir: Path, data_file: Path
+) -> None:
+    body = sft_body(model_dir, data_file)
+    body["data_conf"]["training_data"]["datasets"][0]["path"] = f"s3://AKIAIOSFODNN7EXAMPLE:{CANARY}@bucket/data.jsonl"
+    answer = alice.call("POST", "/v1/jobs/sft", body)
+    assert answer.status_code == 422
+    no_canary(answer.text)
+    assert "AKIAIOSFODNN7EXAMPLE" not in answer.text
