@@ -48,7 +48,7 @@ def test_uploads_wait_out_an_outage_and_training_goes_on(
     config = sft_config(
         tiny_model_dir,
         data,
-        out,  # type: ignore[arg-type]
+        out,
         training_args={"max_steps": MAX_STEPS, "save_strategy": "steps", "save_steps": SAVE_STEPS},
     )
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
