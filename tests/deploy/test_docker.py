@@ -766,7 +766,16 @@ def test_compose_service_settings(compose: dict[str, Any]) -> None:
         assert env["FINETUNING_DATABASE_URL"].endswith("@postgres:5432/${POSTGRES_DB:-finetuning}")
         assert env["FINETUNING_BROKER_URL"] == "redis://redis:6379/0"
         assert env["FINETUNING_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-        assert json.loads(env["FINETUNING_ALLOWED_ROOTS"]) == ["/data/inputs"]
+        roots = env["FINETUNING_ALLOWED_ROOTS"]
+        assert roots.startswith("${FINETUNING_ALLOWED_ROOTS:-")
+        assert json.loads(roots.removeprefix("${FINETUNING_ALLOWED_ROOTS:-").removesuffix("}")) == ["/data/inputs"]
+        assert env["FINETUNING_ARTIFACT_ROOT"] == "${FINETUNING_ARTIFACT_ROOT:-/data/artifacts}"
+        assert env["FINETUNING_SECRETS_KEY"].startswith("${SECRETS_KEY:?")
+        # bucket credentials come from a file of their own, when there is one
+        assert services[name]["env_file"] == [{"path": "storage.env", "required": False}]
+    # the bucket storage of the minio profile: MinIO, and a one-shot that makes the bucket
+    assert services["minio"]["profiles"] == services["minio-setup"]["profiles"] == ["minio"]
+    assert "local/finetuning" in services["minio-setup"]["entrypoint"][-1]
     assert "--port=5000" in services["mlflow"]["command"]
     assert services["worker-large"]["environment"]["FINETUNING_DEFAULT_QUEUE"] == "gpu-large"
     assert services["worker-large"]["profiles"] == ["gpu-large"], "the second worker starts only when asked"
@@ -802,10 +811,11 @@ def test_compose_holds_no_secrets(compose: dict[str, Any]) -> None:
             secretish = SECRET_NAME.search(key) or (isinstance(value, str) and re.search(r"://[^/\s]*:[^/\s]*@", value))
             if secretish:
                 assert "${" in str(value), f"service {name}: {key} holds a literal secret"
-                assert re.search(r"\$\{[A-Z_]*(PASSWORD|TOKEN)[A-Z_]*:[?-]", str(value)), f"service {name}: {key}"
+                assert re.search(r"\$\{[A-Z_]*(PASSWORD|TOKEN|KEY)[A-Z_]*:[?-]", str(value)), f"service {name}: {key}"
     # a password left blank stops compose instead of starting with none
     assert "${POSTGRES_PASSWORD:?" in text
     assert "${FLOWER_PASSWORD:?" in text
+    assert "${SECRETS_KEY:?" in text
 
 
 def test_env_example_documents_every_compose_variable() -> None:
