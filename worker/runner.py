@@ -189,7 +189,7 @@ class JobRun:
         as ``FINETUNING_SECRET__NAME``, and its ``env_secrets`` as the variables they name. Only the engine process
         gets them: not the queue message, not the job folder, not the events (this process masks them from now)."""
         config = self.claim.resolved.get("config") or {}
-        env_secrets = {variable: name for variable, name in references(self.claim.resolved.get("env_secrets") or {})}
+        env_secrets = dict(references(self.claim.resolved.get("env_secrets") or {}))
         referenced = {name for _, name in references(config)}
         names = referenced | set(env_secrets.values())
         if not names:

@@ -16,8 +16,9 @@ from finetuning.storage.uri import S3Uri
 def transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
-    # multipart above 64 MiB, 8 parts at once: a multi-GB safetensors shard goes up in parallel parts, each retried
-    return TransferConfig(multipart_threshold=64 * 2**20, multipart_chunksize=64 * 2**20, max_concurrency=8)
+    # boto3's defaults (8 MiB parts, 10 at once, the part size grown for objects beyond 10,000 parts): measured
+    # against larger parts in bench/storage_throughput.py, they were the fastest
+    return TransferConfig()
 
 
 def upload_file(path: Path, uri: S3Uri) -> None:
