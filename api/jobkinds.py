@@ -52,7 +52,8 @@ DEFAULT_ARTIFACT: dict[JobKind, str] = {
     JobKind.GENERATE: "output",
 }
 
-JOB_REFERENCE = re.compile(r"^job:(?P<job_id>[0-9a-fA-F-]{36})(?:/(?P<artifact>[A-Za-z0-9_]+))?$")
+# job:<id>, job:<id>/<artifact> (a name the job recorded), job:<id>/checkpoint-<step> (a training job's checkpoint)
+JOB_REFERENCE = re.compile(r"^job:(?P<job_id>[0-9a-fA-F-]{36})(?:/(?P<artifact>[A-Za-z0-9_]+|checkpoint-\d+))?$")
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,11 @@ from sqlalchemy.orm import Session
 from api import repository
 from api.errors import ApiError, ErrorIssue
 from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference
+from finetuning.checkpoints import list_checkpoints
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
 from finetuning.config.paths import PathField, path_fields, set_field
 from finetuning.storage import InvalidUri, S3Uri, StorageError, bucket_inputs, is_remote
-from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
+from jobcore.models import TRAINING_KINDS, Job, JobKind, JobStatus
 from jobcore.settings import ServiceSettings
 
 YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
@@ -231,6 +232,8 @@ class _Resolver:
         if job is None:
             self.fail(422, "job_not_found", spec.loc, f"job {ref.job_id} not found")
             return None
+        if ref.artifact is not None and ref.artifact.startswith("checkpoint-"):
+            return self.checkpoint(spec, job, ref.artifact, plan)
         if job.status != JobStatus.SUCCEEDED:
             self.fail(
                 409,
@@ -257,6 +260,36 @@ class _Resolver:
             if self.kind == JobKind.ADAPTER_CONVERSION and spec.loc == "adapter" and job.kind in TRAINING_KINDS:
                 plan.training_config = (job.resolved or {}).get("config") or job.config
         return path
+
+    def checkpoint(self, spec: PathField, job: Job, name: str, plan: Plan) -> str | None:
+        """``job:<id>/checkpoint-<step>``: a complete checkpoint of a training job, whatever the job's status (a
+        running or cancelled job's saved checkpoints are as usable as a finished one's)."""
+        output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
+        found = None
+        if job.kind in TRAINING_KINDS and isinstance(output_dir, str):
+            try:
+                found = next((c for c in list_checkpoints(output_dir) if c.name == name), None)
+            except StorageError as exc:
+                self.fail(422, exc.code, spec.loc, exc.message)
+                return None
+        if found is None or not found.complete:
+            what = "was not saved completely" if found is not None else "does not exist"
+            self.fail(
+                422,
+                "checkpoint_not_found",
+                spec.loc,
+                f"{name} of job {job.id} {what}: GET /v1/jobs/{job.id}/checkpoints lists the complete ones",
+            )
+            return None
+        want_dir = spec.marker.target == "dir"
+        location = (
+            self.remote(spec.loc, found.location, want_dir=want_dir)
+            if is_remote(found.location)
+            else self.local(spec.loc, found.location, want_dir=want_dir)
+        )
+        if location is not None:
+            plan.inputs[spec.loc] = {"job_id": job.id, "artifact": name, "path": location}
+        return location
 
     def path_field(self, spec: PathField, plan: Plan) -> None:
         """One marked field, as its marker's ``use`` says (see :class:`finetuning.config.paths.PathMarker`)."""

@@ -159,6 +159,26 @@ class MetricPoint(BaseModel):
     attempt: int | None = Field(default=None, description="The run of the job that logged it.")
 
 
+class CheckpointRead(BaseModel):
+    step: int
+    name: str = Field(description="checkpoint-<step>; `job:<id>/checkpoint-<step>` names it in another job's config.")
+    complete: bool = Field(
+        description="Saved to the end (weights and trainer state; in a bucket: every file uploaded). Only a complete "
+        "checkpoint is resumed from or used by another job."
+    )
+    created_at: datetime | None
+    size_bytes: int
+    location: str = Field(description="Its folder, or its s3:// prefix.")
+    metrics: dict[str, dict[str, float | str]] = Field(
+        description="The train metrics logged at its step (`train`) and the evaluation at its step (`eval`), if any."
+    )
+
+
+class CheckpointPage(BaseModel):
+    data: list[CheckpointRead]
+    next: int | None = Field(description="Pass as `after` for the next page; null on the last page.")
+
+
 class SupersededSeries(BaseModel):
     train: dict[str, list[MetricPoint]] = Field(default_factory=dict)
     eval: dict[str, list[MetricPoint]] = Field(default_factory=dict)

@@ -21,6 +21,7 @@ from api import repository, secret_service
 from api.deps import after_commit
 from api.errors import ApiError, not_found
 from api.resolve import ENGINE_YAML_KINDS, parse_body, plan_submission, validate_config
+from finetuning.checkpoints import list_checkpoints
 from finetuning.contract import EventType, last_complete_checkpoint
 from finetuning.redaction import references
 from finetuning.storage import S3Uri, StorageError, is_remote
@@ -414,3 +415,40 @@ def parse_output(content: bytes) -> Any:
         return yaml.safe_load(content.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError):
         raise ApiError(409, "invalid_output", "the output file is not valid YAML") from None
+
+
+def list_job_checkpoints(
+    session: Session, project: str, job_id: str, *, after: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """A training job's checkpoints by step (after step ``after``), each with the metrics logged at its step; the
+    cursor of the next page."""
+    job = get_job(session, project, job_id)
+    output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
+    if job.kind not in TRAINING_KINDS or not isinstance(output_dir, str):
+        return [], None
+    try:
+        found = [c for c in list_checkpoints(output_dir) if c.step > after]
+    except StorageError as exc:
+        raise ApiError(503, "storage_unavailable", exc.message) from None
+    page = found[:limit]
+    series = job_metrics(session, project, job_id) if page else {"train": {}, "eval": {}}
+    steps = {c.step for c in page}
+    at_step: dict[int, dict[str, dict[str, Any]]] = {step: {"train": {}, "eval": {}} for step in steps}
+    for split in ("train", "eval"):
+        for name, points in series[split].items():
+            for point in points:
+                if point["step"] in steps:
+                    at_step[point["step"]][split][name] = point["value"]
+    rows = [
+        {
+            "step": c.step,
+            "name": c.name,
+            "complete": c.complete,
+            "created_at": c.created_at,
+            "size_bytes": c.size_bytes,
+            "location": c.location,
+            "metrics": {split: values for split, values in at_step[c.step].items() if values},
+        }
+        for c in page
+    ]
+    return rows, (page[-1].step if len(found) > limit else None)

@@ -15,7 +15,7 @@ from api import services
 from api.auth import Caller, CallerDep
 from api.deps import DatabaseDep
 from api.errors import ApiError, error_responses
-from api.schemas import EventPage, EventRead, JobMetrics
+from api.schemas import CheckpointPage, EventPage, EventRead, JobMetrics
 from api.streams import log_stream, sse_stream
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["events"])
@@ -170,3 +170,28 @@ async def get_job_output(job_id: str, request: Request, database: DatabaseDep, c
     if "yaml" in accept and "application/json" not in accept:
         return Response(content, media_type="application/yaml")
     return JSONResponse(services.parse_output(content))
+
+
+@router.get(
+    "/checkpoints",
+    name="list_job_checkpoints",
+    summary="List a job's checkpoints",
+    response_model=CheckpointPage,
+    responses=error_responses(401, 404),
+)
+async def list_job_checkpoints(
+    job_id: str,
+    database: DatabaseDep,
+    caller: CallerDep,
+    after: Annotated[int, Query(ge=0, description="Only checkpoints of a later step (the `next` of a page).")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> CheckpointPage:
+    """A training job's saved checkpoints by step, complete or not, each with the train and eval metrics logged at
+    its step, its size and where it lives (a folder or an s3:// prefix). A complete one can be named as
+    `job:<id>/checkpoint-<step>` wherever a model or adapter goes."""
+
+    def work(session: Session) -> CheckpointPage:
+        rows, cursor = services.list_job_checkpoints(session, caller.project(session), job_id, after=after, limit=limit)
+        return CheckpointPage.model_validate({"data": rows, "next": cursor})
+
+    return await database.run(work)

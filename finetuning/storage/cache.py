@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from finetuning.storage.client import ObjectInfo, StorageError, head, list_objects
-from finetuning.storage.transfer import download_file
+from finetuning.storage.transfer import download_file, folder_relative
 from finetuning.storage.uri import S3Uri
 
 logger = logging.getLogger(__name__)
@@ -109,12 +109,17 @@ class DownloadCache:
             os.utime(entry / _META)
             return CachedInput(uri, payload, size, True)
         hit = True
-        with _exclusive(lock):
-            if not (entry / _META).is_file():
-                hit = False
-                self._download(uri, objects, entry, payload, folder=folder, size=size, progress=progress)
-            os.utime(entry / _META)  # last use, for eviction
-        _hold_shared(lock)
+        while True:
+            with _exclusive(lock):
+                if not (entry / _META).is_file():
+                    hit = False
+                    self._download(uri, objects, entry, payload, folder=folder, size=size, progress=progress)
+                os.utime(entry / _META)  # last use, for eviction
+            _hold_shared(lock)
+            if (entry / _META).is_file():
+                break
+            # another process evicted it between the exclusive lock and the shared one: fetch it again
+            _held.pop(lock).close()
         if not hit:
             self.evict(keep=entry)
         return CachedInput(uri, payload, size, hit)
@@ -136,10 +141,11 @@ class DownloadCache:
         if partial.exists():
             shutil.rmtree(partial)
         counter = _ByteCounter(size, progress)
-        for info in objects:
-            relative = S3Uri(uri.bucket, info.key).relative_to(uri) if folder else ""
+        # a key that would land outside the folder is refused before anything is written
+        relatives = [folder_relative(uri, info.key) if folder else "" for info in objects]
+        for info, relative in zip(objects, relatives, strict=True):
             target = (partial / "tree" / relative) if folder else partial / "object" / (uri.name or "object")
-            if folder and (not relative or relative.endswith("/")):
+            if folder and not relative:
                 continue  # a "folder" placeholder object
             target.parent.mkdir(parents=True, exist_ok=True)
             try:

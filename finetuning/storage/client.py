@@ -134,6 +134,7 @@ class ObjectInfo:
     key: str
     size: int
     etag: str
+    modified: float | None = None  # seconds since the epoch (listings give it)
 
 
 def head(uri: S3Uri) -> ObjectInfo:
@@ -152,7 +153,13 @@ def list_objects(uri: S3Uri, *, limit: int | None = None) -> Iterator[ObjectInfo
     try:
         for page in paginator.paginate(Bucket=uri.bucket, Prefix=uri.prefix):
             for item in page.get("Contents", []):
-                yield ObjectInfo(str(item["Key"]), int(item["Size"]), str(item["ETag"]).strip('"'))
+                modified = item.get("LastModified")
+                yield ObjectInfo(
+                    str(item["Key"]),
+                    int(item["Size"]),
+                    str(item["ETag"]).strip('"'),
+                    modified.timestamp() if modified is not None else None,
+                )
                 seen += 1
                 if limit is not None and seen >= limit:
                     return

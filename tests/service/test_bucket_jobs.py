@@ -169,6 +169,10 @@ def test_sft_in_a_bucket_survives_its_worker_and_chains_to_merge_and_generate(
         stored = keys(s3_bucket, f"artifacts/{job_id}/output/")
         assert "checkpoint-final/adapter_model.safetensors" in stored
         assert "checkpoint-new-basemodel/model.safetensors" in stored
+        listed = client.get(f"/v1/jobs/{job_id}/checkpoints").json()["data"]
+        assert [c["step"] for c in listed] == list(range(SAVE_STEPS, MAX_STEPS + 1, SAVE_STEPS))
+        assert all(c["complete"] and c["location"] == f"{output}/checkpoint-{c['step']}" for c in listed)
+        assert listed[-1]["metrics"]["train"]["loss"] is not None
         # the second machine kept nothing of a finished job but its events and config
         assert not (second_settings.job_folder(job_id) / "staging").exists()
 

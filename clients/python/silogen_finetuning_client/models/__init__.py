@@ -6,6 +6,10 @@ from .batchsize_conf import BatchsizeConf
 from .bnb_quantization_conf import BnBQuantizationConf
 from .bnb_quantization_conf_bnb_4bit_quant_type import BnBQuantizationConfBnb4BitQuantType
 from .chat_template_name import ChatTemplateName
+from .checkpoint_page import CheckpointPage
+from .checkpoint_read import CheckpointRead
+from .checkpoint_read_metrics import CheckpointReadMetrics
+from .checkpoint_read_metrics_additional_property import CheckpointReadMetricsAdditionalProperty
 from .concatenation_input import ConcatenationInput
 from .data_conf import DataConf
 from .data_conf_padding_side import DataConfPaddingSide
@@ -121,6 +125,10 @@ __all__ = (
     "BnBQuantizationConf",
     "BnBQuantizationConfBnb4BitQuantType",
     "ChatTemplateName",
+    "CheckpointPage",
+    "CheckpointRead",
+    "CheckpointReadMetrics",
+    "CheckpointReadMetricsAdditionalProperty",
     "ConcatenationInput",
     "DataConf",
     "DataConfPaddingSide",
