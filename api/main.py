@@ -97,6 +97,7 @@ def create_app(
     app.add_middleware(InFlightLimitMiddleware, limit=settings.max_requests_in_flight)
     app.include_router(routes.health.router)
     app.include_router(routes.v1_router)
+    app.include_router(routes.ui.router)
     http_metrics = None
     if settings.metrics_enabled:
         from api.metrics import install_metrics  # Prometheus only where metrics are served

@@ -191,6 +191,11 @@ class JobMetrics(BaseModel):
     )
     eval: dict[str, list[MetricPoint]] = Field(description="Per evaluation: loss, runtime, ...; the same way.")
     summary: dict[str, Any] = Field(description="The trainer's end-of-training summary (train_runtime, train_loss).")
+    through_event_id: int = Field(
+        default=0,
+        description="The job's newest event when the series was read: follow the stream from here (`after`) to "
+        "extend the series without reading its history again.",
+    )
     superseded: SupersededSeries | None = Field(
         default=None,
         description="With include_superseded=true: the points earlier runs logged after the checkpoint a later run "

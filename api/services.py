@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -309,10 +309,10 @@ def _newest_checkpoint(job: Job) -> str | None:
 
 
 def list_events(
-    session: Session, project: str, job_id: str, *, after: int, limit: int
+    session: Session, project: str, job_id: str, *, after: int, limit: int, types: Sequence[str] | None = None
 ) -> tuple[list[JobEvent], int | None]:
     get_job(session, project, job_id)
-    events = repository.list_events(session, project, job_id, after=after, limit=limit + 1)
+    events = repository.list_events(session, project, job_id, after=after, limit=limit + 1, types=types)
     return events[:limit], (events[limit - 1].id if len(events) > limit else None)
 
 
@@ -332,6 +332,8 @@ def job_metrics(session: Session, project: str, job_id: str, *, include_supersed
     Superseded points are returned only with ``include_superseded``.
     """
     get_job(session, project, job_id)
+    # read first: every metrics event up to it is in the series, so a client follows the stream from there
+    through = repository.last_event_id(session, project, job_id)
     current: dict[MetricKey, dict[str, Any]] = {}
     superseded: list[tuple[MetricKey, dict[str, Any]]] = []
     summary: dict[str, Any] = {}
@@ -370,7 +372,7 @@ def job_metrics(session: Session, project: str, job_id: str, *, include_supersed
         if len(events) < 1000:
             break
         after = events[-1].id
-    result: dict[str, Any] = {**_series(current.items()), "summary": summary}
+    result: dict[str, Any] = {**_series(current.items()), "summary": summary, "through_event_id": through}
     if include_superseded:
         result["superseded"] = _series(superseded)
     return result

@@ -2,11 +2,11 @@
 
 from fastapi import APIRouter
 
-from api.routes import events, health, jobs, secrets
+from api.routes import events, health, jobs, secrets, ui
 
 v1_router = APIRouter(prefix="/v1")
 v1_router.include_router(jobs.router)
 v1_router.include_router(events.router)
 v1_router.include_router(secrets.router)
 
-__all__ = ["health", "v1_router"]
+__all__ = ["health", "ui", "v1_router"]

@@ -69,6 +69,10 @@ async def list_job_events(
     after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     last_event_id: LastEventId = None,
+    event_type: Annotated[
+        list[str] | None,
+        Query(alias="type", max_length=20, description="Only events of these types (repeat for several), e.g. log."),
+    ] = None,
 ) -> Any:
     """The job's events in order, a page at a time. With `Accept: text/event-stream`, the same as
     `stream_job_events`."""
@@ -77,7 +81,9 @@ async def list_job_events(
         return _stream(request, project, job_id, after, last_event_id)
 
     def work(session: Session) -> EventPage:
-        events, cursor = services.list_events(session, caller.project(session), job_id, after=after, limit=limit)
+        events, cursor = services.list_events(
+            session, caller.project(session), job_id, after=after, limit=limit, types=event_type
+        )
         return EventPage(data=[EventRead.model_validate(e) for e in events], next=cursor)
 
     return await database.run(work)

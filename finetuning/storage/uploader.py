@@ -95,6 +95,12 @@ class Uploader:
                 return
             try:
                 self._upload(task)
+            except Exception as exc:  # not the storage (a file gone from under us, a bug): no retry helps
+                logger.exception("uploading %s failed", task.label)
+                self.failed = StorageError(
+                    f"uploading {task.label} to {task.uri} failed: {type(exc).__name__}: {exc}", "storage_error"
+                )
+                self.report(state="failed", uri=str(task.uri), error=self.failed.message)
             finally:
                 with self._idle:
                     self._pending -= 1

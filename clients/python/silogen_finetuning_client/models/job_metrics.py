@@ -28,12 +28,15 @@ class JobMetrics:
             that carried the job on (a run that resumed a checkpoint supersedes what an earlier run logged after it).
         superseded (None | SupersededSeries | Unset): With include_superseded=true: the points earlier runs logged after
             the checkpoint a later run resumed from (the lost timeline), each with its attempt.
+        through_event_id (int | Unset): The job's newest event when the series was read: follow the stream from here
+            (`after`) to extend the series without reading its history again. Default: 0.
     """
 
     eval_: JobMetricsEval
     summary: JobMetricsSummary
     train: JobMetricsTrain
     superseded: None | SupersededSeries | Unset = UNSET
+    through_event_id: int | Unset = 0
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +56,8 @@ class JobMetrics:
         else:
             superseded = self.superseded
 
+        through_event_id = self.through_event_id
+
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
         field_dict.update(
@@ -64,6 +69,8 @@ class JobMetrics:
         )
         if superseded is not UNSET:
             field_dict["superseded"] = superseded
+        if through_event_id is not UNSET:
+            field_dict["through_event_id"] = through_event_id
 
         return field_dict
 
@@ -98,11 +105,14 @@ class JobMetrics:
 
         superseded = _parse_superseded(d.pop("superseded", UNSET))
 
+        through_event_id = d.pop("through_event_id", UNSET)
+
         job_metrics = cls(
             eval_=eval_,
             summary=summary,
             train=train,
             superseded=superseded,
+            through_event_id=through_event_id,
         )
 
         job_metrics.additional_properties = d

@@ -16,6 +16,7 @@ def _get_kwargs(
     *,
     after: int | Unset = 0,
     limit: int | Unset = 100,
+    type_: list[str] | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
@@ -27,6 +28,16 @@ def _get_kwargs(
     params["after"] = after
 
     params["limit"] = limit
+
+    json_type_: list[str] | None | Unset
+    if isinstance(type_, Unset):
+        json_type_ = UNSET
+    elif isinstance(type_, list):
+        json_type_ = type_
+
+    else:
+        json_type_ = type_
+    params["type"] = json_type_
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -98,6 +109,7 @@ def sync_detailed(
     client: AuthenticatedClient,
     after: int | Unset = 0,
     limit: int | Unset = 100,
+    type_: list[str] | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | EventPage]:
     """List a job's events
@@ -109,6 +121,8 @@ def sync_detailed(
         job_id (str):
         after (int | Unset): Only events with a larger id. Default: 0.
         limit (int | Unset):  Default: 100.
+        type_ (list[str] | None | Unset): Only events of these types (repeat for several), e.g.
+            log.
         last_event_id (None | str | Unset): Resume after this event id (sent by EventSource).
 
     Raises:
@@ -123,6 +137,7 @@ def sync_detailed(
         job_id=job_id,
         after=after,
         limit=limit,
+        type_=type_,
         last_event_id=last_event_id,
     )
 
@@ -139,6 +154,7 @@ def sync(
     client: AuthenticatedClient,
     after: int | Unset = 0,
     limit: int | Unset = 100,
+    type_: list[str] | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 ) -> ErrorResponse | EventPage | None:
     """List a job's events
@@ -150,6 +166,8 @@ def sync(
         job_id (str):
         after (int | Unset): Only events with a larger id. Default: 0.
         limit (int | Unset):  Default: 100.
+        type_ (list[str] | None | Unset): Only events of these types (repeat for several), e.g.
+            log.
         last_event_id (None | str | Unset): Resume after this event id (sent by EventSource).
 
     Raises:
@@ -165,6 +183,7 @@ def sync(
         client=client,
         after=after,
         limit=limit,
+        type_=type_,
         last_event_id=last_event_id,
     ).parsed
 
@@ -175,6 +194,7 @@ async def asyncio_detailed(
     client: AuthenticatedClient,
     after: int | Unset = 0,
     limit: int | Unset = 100,
+    type_: list[str] | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 ) -> Response[ErrorResponse | EventPage]:
     """List a job's events
@@ -186,6 +206,8 @@ async def asyncio_detailed(
         job_id (str):
         after (int | Unset): Only events with a larger id. Default: 0.
         limit (int | Unset):  Default: 100.
+        type_ (list[str] | None | Unset): Only events of these types (repeat for several), e.g.
+            log.
         last_event_id (None | str | Unset): Resume after this event id (sent by EventSource).
 
     Raises:
@@ -200,6 +222,7 @@ async def asyncio_detailed(
         job_id=job_id,
         after=after,
         limit=limit,
+        type_=type_,
         last_event_id=last_event_id,
     )
 
@@ -214,6 +237,7 @@ async def asyncio(
     client: AuthenticatedClient,
     after: int | Unset = 0,
     limit: int | Unset = 100,
+    type_: list[str] | None | Unset = UNSET,
     last_event_id: None | str | Unset = UNSET,
 ) -> ErrorResponse | EventPage | None:
     """List a job's events
@@ -225,6 +249,8 @@ async def asyncio(
         job_id (str):
         after (int | Unset): Only events with a larger id. Default: 0.
         limit (int | Unset):  Default: 100.
+        type_ (list[str] | None | Unset): Only events of these types (repeat for several), e.g.
+            log.
         last_event_id (None | str | Unset): Resume after this event id (sent by EventSource).
 
     Raises:
@@ -241,6 +267,7 @@ async def asyncio(
             client=client,
             after=after,
             limit=limit,
+            type_=type_,
             last_event_id=last_event_id,
         )
     ).parsed

@@ -1,0 +1,627 @@
+// The dashboard: a client of the job API, nothing more. Everything it shows from the API is set as text (never as
+// HTML), its token lives in this tab's sessionStorage and travels only as a Bearer header, and the page's
+// Content-Security-Policy lets it run this file alone.
+"use strict";
+
+const TOKEN_KEY = "finetuning-token";
+const POLL_MS = 3000;
+const MAX_LOG_PAGES = 20; // the page shows at most the newest 5,000 lines; GET /v1/jobs/{id}/logs has them all
+const COLORS = 5; // the compare view overlays up to this many jobs (.c0 ... .c4)
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const KINDS = ["sft", "dpo", "generate", "merge", "adapter-conversion"];
+const STATUSES = ["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"];
+const SVG = "http://www.w3.org/2000/svg";
+
+let cleanup = []; // what the current view started (timers, streams): stopped when the view changes
+
+// -- small helpers -------------------------------------------------------------------------------------------------
+
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "testid") node.dataset.testid = value;
+    else if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  return node;
+}
+
+function link(href, ...children) {
+  return el("a", { href, "data-link": true }, ...children);
+}
+
+function fmtNumber(value) {
+  if (typeof value !== "number") return String(value);
+  if (value !== 0 && (Math.abs(value) < 1e-3 || Math.abs(value) >= 1e5)) return value.toExponential(3);
+  return Number(value.toPrecision(5)).toString();
+}
+
+function fmtSeconds(seconds) {
+  if (seconds === null || seconds === undefined) return "-";
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}h ${m}m` : m ? `${m}m ${r}s` : `${r}s`;
+}
+
+function fmtBytes(bytes) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+function fmtTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : "-";
+}
+
+// -- the API -------------------------------------------------------------------------------------------------------
+
+class Unauthorized extends Error {}
+
+async function api(method, path, { body, yaml, signal } = {}) {
+  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+  let payload;
+  if (yaml !== undefined) { headers["Content-Type"] = "application/yaml"; payload = yaml; }
+  else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+  const response = await fetch(path, { method, headers, body: payload, signal });
+  if (response.status === 401) throw new Unauthorized("the token was refused");
+  const text = await response.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  return { status: response.status, ok: response.ok, json, text };
+}
+
+function apiError(answer) {
+  const error = answer.json && answer.json.error;
+  return error ? `${error.code}: ${error.message}` : `HTTP ${answer.status}`;
+}
+
+// Server-sent events through fetch (EventSource cannot send an Authorization header), resumed after a dropped
+// connection from the last id seen, until the server ends the stream (the job finished) or the view is left.
+function followEvents(jobId, after, onEvent, onEnd) {
+  const controller = new AbortController();
+  let lastId = after;
+  let stopped = false;
+  function dispatch(block) {
+    let id = null, type = "message", data = "";
+    for (const line of block.split("\n")) {
+      if (line.startsWith("id:")) id = Number(line.slice(3).trim());
+      else if (line.startsWith("event:")) type = line.slice(6).trim();
+      else if (line.startsWith("data:")) data += line.slice(5).trim();
+    }
+    if (id) lastId = id;
+    if (!data) return;
+    try { onEvent(type, JSON.parse(data), id); } catch (error) { console.error(error); }
+  }
+  async function connect() {
+    while (!stopped) {
+      try {
+        const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY) || ""}` };
+        if (lastId) headers["Last-Event-ID"] = String(lastId);
+        const response = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events/stream`,
+          { headers, signal: controller.signal });
+        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          const blocks = (buffer + value).split("\n\n"); // one split per chunk: linear in what arrives
+          buffer = blocks.pop();
+          for (const block of blocks) dispatch(block);
+        }
+        stopped = true; // the server ended the stream: every event of a finished job was sent
+        onEnd();
+      } catch (error) {
+        if (stopped || controller.signal.aborted) return;
+        await new Promise((resolve) => setTimeout(resolve, 1000)); // dropped: reconnect with Last-Event-ID
+      }
+    }
+  }
+  connect();
+  return () => { stopped = true; controller.abort(); };
+}
+
+// -- charts --------------------------------------------------------------------------------------------------------
+
+// A line chart of one or more series ({label, points: [{step, value}], color}) that stays fast with 100,000 points:
+// each series is drawn from at most the first, last, lowest and highest point of every pixel column, and a click
+// reads the exact value nearest the clicked step from the full series.
+class Chart {
+  constructor(testid, title) {
+    this.series = [];
+    this.svg = svg("svg", { viewBox: "0 0 600 220", preserveAspectRatio: "none", role: "img" });
+    this.readout = el("div", { class: "readout" }, "Click the chart for exact values.");
+    this.legend = el("div", { class: "legend" });
+    this.node = el("div", { class: "chart", testid, "data-points": "0" }, el("div", {}, title), this.svg,
+      this.legend, this.readout);
+    this.svg.addEventListener("click", (event) => this.read(event));
+    this.pending = false;
+  }
+
+  set(series) { this.series = series; this.schedule(); }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => { this.pending = false; this.draw(); });
+  }
+
+  bounds() {
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (const s of this.series) {
+      for (const p of s.points) {
+        if (typeof p.value !== "number" || !Number.isFinite(p.value)) continue;
+        if (p.step < x0) x0 = p.step; if (p.step > x1) x1 = p.step;
+        if (p.value < y0) y0 = p.value; if (p.value > y1) y1 = p.value;
+      }
+    }
+    if (x0 === Infinity) return null;
+    if (x1 === x0) x1 = x0 + 1;
+    if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+    const pad = (y1 - y0) * 0.05;
+    return { x0, x1, y0: y0 - pad, y1: y1 + pad };
+  }
+
+  draw() {
+    this.svg.replaceChildren();
+    this.legend.replaceChildren();
+    const b = this.bounds();
+    let drawn = 0;
+    const width = 600, height = 220, left = 40, bottom = 16;
+    if (b) {
+      const sx = (step) => left + ((step - b.x0) / (b.x1 - b.x0)) * (width - left - 4);
+      const sy = (value) => 4 + (1 - (value - b.y0) / (b.y1 - b.y0)) * (height - bottom - 8);
+      for (const [text, y] of [[fmtNumber(b.y1), 10], [fmtNumber(b.y0), height - bottom]]) {
+        const label = svg("text", { x: 2, y, "font-size": 10, fill: "#667085" });
+        label.textContent = text;
+        this.svg.append(label);
+      }
+      const stepLabel = svg("text", { x: width - 4, y: height - 2, "font-size": 10, fill: "#667085",
+        "text-anchor": "end" });
+      stepLabel.textContent = `step ${Math.round(b.x1)}`;
+      this.svg.append(stepLabel);
+      this.series.forEach((s, index) => {
+        const kept = downsample(s.points, sx, width);
+        drawn += kept.length;
+        const coords = kept.map((p) => `${sx(p.step).toFixed(1)},${sy(p.value).toFixed(1)}`).join(" ");
+        this.svg.append(svg("polyline", { points: coords, fill: "none", stroke: s.color, "stroke-width": 1.5,
+          "vector-effect": "non-scaling-stroke" }));
+        this.legend.append(el("span", {}, el("span", { class: `swatch c${index % COLORS}` }), s.label));
+      });
+    }
+    this.node.dataset.points = String(drawn);
+  }
+
+  read(event) {
+    const b = this.bounds();
+    if (!b) return;
+    const box = this.svg.getBoundingClientRect();
+    const x = ((event.clientX - box.left) / box.width) * 600;
+    const step = b.x0 + ((x - 40) / (600 - 44)) * (b.x1 - b.x0);
+    const parts = this.series.map((s) => {
+      const p = nearest(s.points, step);
+      return p ? `${s.label}: step ${p.step} = ${fmtNumber(p.value)}` : null;
+    }).filter(Boolean);
+    this.readout.textContent = parts.join(" · ");
+  }
+}
+
+function downsample(points, sx, width) {
+  const finite = points.filter((p) => typeof p.value === "number" && Number.isFinite(p.value));
+  if (finite.length <= 2 * width) return finite;
+  const kept = [];
+  let column = null, first, last, low, high;
+  const flush = () => {
+    if (column === null) return;
+    const group = [first, low, high, last].filter((p, i, all) => all.indexOf(p) === i);
+    group.sort((a, b) => a.step - b.step);
+    kept.push(...group);
+  };
+  for (const p of finite) {
+    const c = Math.floor(sx(p.step));
+    if (c !== column) { flush(); column = c; first = last = low = high = p; continue; }
+    last = p;
+    if (p.value < low.value) low = p;
+    if (p.value > high.value) high = p;
+  }
+  flush();
+  return kept;
+}
+
+function nearest(points, step) {
+  if (!points.length) return null;
+  let lo = 0, hi = points.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (points[mid].step < step) lo = mid + 1; else hi = mid;
+  }
+  const candidates = [points[lo], points[lo - 1]].filter(Boolean);
+  return candidates.reduce((a, b) => (Math.abs(b.step - step) < Math.abs(a.step - step) ? b : a));
+}
+
+// Points by step, one per step (a resumed run's later point replaces an earlier one), kept sorted: appending a
+// newer step is O(1), anything else re-sorts once before the next draw.
+class Series {
+  constructor() { this.list = []; this.index = new Map(); this.dirty = false; }
+  add(step, value) {
+    if (typeof step !== "number" || value === null || value === undefined) return;
+    const number = typeof value === "number" ? value : Number(value);
+    const at = this.index.get(step);
+    if (at !== undefined) { this.list[at].value = number; return; }
+    const last = this.list[this.list.length - 1];
+    this.list.push({ step, value: number });
+    if (last && last.step > step) this.dirty = true;
+    else this.index.set(step, this.list.length - 1);
+  }
+  points() {
+    if (this.dirty) {
+      this.list.sort((a, b) => a.step - b.step);
+      this.index = new Map(this.list.map((p, i) => [p.step, i]));
+      this.dirty = false;
+    }
+    return this.list;
+  }
+}
+
+// -- views ---------------------------------------------------------------------------------------------------------
+
+function render(...nodes) {
+  document.getElementById("app").replaceChildren(...nodes);
+}
+
+function signIn(message) {
+  const input = el("input", { type: "password", testid: "token-input", placeholder: "ft_...", autocomplete: "off",
+    "aria-label": "API token" });
+  const error = el("div", { class: "error" }, message || "");
+  const form = el("form", { class: "signin", onsubmit: async (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, input.value.trim());
+    try {
+      const answer = await api("GET", "/v1/jobs?limit=1");
+      if (!answer.ok) throw new Error(apiError(answer));
+      route();
+    } catch (failure) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      error.textContent = failure instanceof Unauthorized ? "That token was not accepted." : String(failure.message);
+    }
+  } },
+  el("h1", {}, "Sign in"),
+  el("p", { class: "muted" }, "Paste an API token (finetuning-admin token create). It stays in this tab only."),
+  input, el("button", { class: "primary", type: "submit", testid: "sign-in" }, "Sign in"), error);
+  render(form);
+  input.focus();
+}
+
+function statusBadge(status, testid) {
+  return el("span", { class: `status ${status}`, testid }, status);
+}
+
+async function jobList() {
+  const params = new URLSearchParams(location.search);
+  const kind = el("select", { "aria-label": "kind", testid: "filter-kind" }, el("option", { value: "" }, "any kind"),
+    ...KINDS.map((k) => el("option", { value: k, selected: params.get("kind") === k }, k)));
+  const status = el("select", { "aria-label": "status", testid: "filter-status" },
+    el("option", { value: "" }, "any status"),
+    ...STATUSES.map((s) => el("option", { value: s, selected: params.get("status") === s }, s)));
+  const label = el("input", { placeholder: "label key=value", value: params.get("label") || "", testid: "filter-label" });
+  const body = el("tbody");
+  const note = el("div", { class: "muted" });
+  const compare = el("button", { class: "primary", type: "button", disabled: true, onclick: () => {
+    const ids = [...body.querySelectorAll("input[type=checkbox]:checked")].map((box) => box.value);
+    navigate(`/ui/compare?ids=${ids.map(encodeURIComponent).join(",")}`);
+  } }, "Compare selected");
+  const apply = () => {
+    const next = new URLSearchParams();
+    if (kind.value) next.set("kind", kind.value);
+    if (status.value) next.set("status", status.value);
+    if (label.value.trim()) next.set("label", label.value.trim());
+    navigate(`/ui/${next.toString() ? `?${next}` : ""}`, true);
+  };
+  kind.addEventListener("change", apply);
+  status.addEventListener("change", apply);
+  label.addEventListener("change", apply);
+  render(el("h1", {}, "Jobs"), el("div", { class: "filters" }, kind, status, label, compare),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, ""), el("th", {}, "name"), el("th", {}, "kind"),
+      el("th", {}, "status"), el("th", {}, "phase"), el("th", {}, "progress"), el("th", {}, "labels"),
+      el("th", {}, "created"))), body), note);
+  const selected = new Set();
+  async function refresh() {
+    const query = new URLSearchParams({ limit: "100" });
+    for (const key of ["kind", "status", "label"]) if (params.get(key)) query.set(key, params.get(key));
+    const answer = await api("GET", `/v1/jobs?${query}`);
+    if (!answer.ok) { note.textContent = apiError(answer); return; }
+    body.replaceChildren(...answer.json.data.map((job) => {
+      const box = el("input", { type: "checkbox", value: job.id, checked: selected.has(job.id), "aria-label": "compare",
+        onchange: (event) => {
+          if (event.target.checked) selected.add(job.id); else selected.delete(job.id);
+          if (selected.size > COLORS) { event.target.checked = false; selected.delete(job.id); }
+          compare.disabled = selected.size < 1;
+        } });
+      const progress = job.progress && job.progress.percent !== null && job.progress.percent !== undefined
+        ? `${fmtNumber(job.progress.percent)}%` : "-";
+      const labels = Object.entries(job.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ");
+      return el("tr", { testid: "job-row", "data-job-id": job.id },
+        el("td", {}, box), el("td", {}, link(`/ui/jobs/${encodeURIComponent(job.id)}`, job.name || job.id)),
+        el("td", {}, job.kind), el("td", {}, statusBadge(job.status, "status")), el("td", {}, job.phase || "-"),
+        el("td", {}, progress), el("td", {}, labels), el("td", {}, fmtTime(job.created_at)));
+    }));
+    note.textContent = answer.json.data.length ? "" : "No jobs yet.";
+  }
+  await refresh();
+  const timer = setInterval(() => refresh().catch(handleFailure), POLL_MS);
+  cleanup.push(() => clearInterval(timer));
+}
+
+async function jobPage(jobId) {
+  const path = `/v1/jobs/${encodeURIComponent(jobId)}`;
+  const first = await api("GET", path);
+  if (!first.ok) { render(el("h1", {}, "Job"), el("p", { class: "error" }, apiError(first))); return; }
+  const title = el("h1", {});
+  const summary = el("div", { class: "summary" });
+  const message = el("div", { class: "error" });
+  const cancel = el("button", { class: "danger", type: "button", testid: "cancel", onclick: async () => {
+    cancel.disabled = true;
+    const answer = await api("POST", `${path}/cancel?checkpoint=true`);
+    message.textContent = answer.ok ? "" : apiError(answer);
+    show((answer.ok && answer.json) || job);
+  } }, "Cancel");
+  const resume = el("button", { class: "primary", type: "button", testid: "resume", onclick: async () => {
+    resume.disabled = true;
+    const answer = await api("POST", `${path}/resume`);
+    message.textContent = answer.ok ? "" : apiError(answer);
+    if (answer.ok) { show(answer.json); startStream(); }
+  } }, "Resume");
+  const lossChart = new Chart("loss-chart", "train loss");
+  const evalChart = new Chart("eval-chart", "eval loss");
+  const logs = el("pre", { class: "logs", testid: "logs" });
+  const config = el("pre", { testid: "config" });
+  const artifacts = el("tbody");
+  const checkpoints = el("tbody");
+  render(title, summary, el("div", { class: "actions" }, cancel, resume), message,
+    el("div", { class: "charts" }, lossChart.node, evalChart.node),
+    el("h2", {}, "Checkpoints"), el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "step"),
+      el("th", {}, "complete"), el("th", {}, "train loss"), el("th", {}, "eval loss"), el("th", {}, "size"),
+      el("th", {}, "saved"), el("th", {}, "use as"))), checkpoints),
+    el("h2", {}, "Artifacts"), el("table", {}, artifacts),
+    el("h2", {}, "Logs"), logs, el("h2", {}, "Resolved config"), config);
+
+  let job = first.json;
+  const train = new Series();
+  const evals = new Series();
+  let pendingLines = [];
+  function flushLines() { // once a frame, however many lines arrived: the page keeps the newest 5,000
+    const follow = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
+    logs.append(...pendingLines.splice(0).map((line) => document.createTextNode(line)));
+    while (logs.childNodes.length > 5000) logs.removeChild(logs.firstChild);
+    if (follow) logs.scrollTop = logs.scrollHeight;
+  }
+  function show(current) {
+    job = current;
+    title.replaceChildren(job.name || job.id, " ", statusBadge(job.status, "status"));
+    const progress = job.progress || {};
+    const percent = progress.percent !== null && progress.percent !== undefined ? `${fmtNumber(progress.percent)}%` : "-";
+    summary.replaceChildren(
+      el("div", {}, el("span", {}, "kind"), job.kind),
+      el("div", {}, el("span", {}, "phase"), job.phase || "-"),
+      el("div", { testid: "progress" }, el("span", {}, "progress"),
+        `${percent}${progress.step ? ` (step ${progress.step}/${progress.total_steps ?? "?"})` : ""}`),
+      el("div", {}, el("span", {}, "ETA"), fmtSeconds(progress.eta_s)),
+      el("div", {}, el("span", {}, "attempt"), String(job.attempt ?? "-")),
+      el("div", {}, el("span", {}, "created"), fmtTime(job.created_at)),
+      ...(job.error ? [el("div", { class: "error" }, el("span", {}, "error"), `${job.error.code}: ${job.error.message}`)]
+        : []));
+    cancel.disabled = TERMINAL.has(job.status) || job.status === "cancel_requested";
+    resume.disabled = !["failed", "cancelled"].includes(job.status) || !["sft", "dpo"].includes(job.kind);
+    config.textContent = JSON.stringify((job.resolved && job.resolved.config) || job.config, null, 2);
+    artifacts.replaceChildren(...Object.entries(job.artifacts || {}).map(([name, value]) =>
+      el("tr", {}, el("td", {}, name), el("td", {}, String(value)))));
+  }
+  show(job);
+
+  async function loadCheckpoints() {
+    if (!["sft", "dpo"].includes(job.kind)) return;
+    const answer = await api("GET", `${path}/checkpoints?limit=200`);
+    if (!answer.ok) return;
+    checkpoints.replaceChildren(...answer.json.data.map((c) => el("tr", { testid: "checkpoint-row" },
+      el("td", {}, String(c.step)), el("td", {}, c.complete ? "yes" : "no"),
+      el("td", {}, fmtNumber(((c.metrics || {}).train || {}).loss ?? "-")),
+      el("td", {}, fmtNumber(((c.metrics || {}).eval || {}).loss ?? "-")),
+      el("td", {}, fmtBytes(c.size_bytes)), el("td", {}, fmtTime(c.created_at)),
+      el("td", {}, c.complete ? `job:${job.id}/${c.name}` : "-"))));
+  }
+
+  function onEvent(type, event) {
+    const data = event || {}; // the SSE data is the event's own data
+    if (type === "metrics" && typeof data.step === "number") {
+      if (data.loss !== null && data.loss !== undefined) { train.add(data.step, data.loss); drawCharts(); }
+    } else if (type === "eval" && typeof data.step === "number") {
+      const loss = (data.metrics || {}).loss;
+      if (loss !== undefined) { evals.add(data.step, loss); drawCharts(); }
+    } else if (type === "log") {
+      const line = data.line !== undefined ? data.line : `${data.level || "info"}: ${data.message || ""}`;
+      pendingLines.push(`${line}\n`);
+      if (pendingLines.length === 1) requestAnimationFrame(flushLines);
+    } else if (["phase", "progress", "status", "job", "checkpoint", "resumed"].includes(type)) {
+      refreshSoon();
+      if (type === "checkpoint" || type === "status") loadCheckpoints().catch(() => {});
+    }
+  }
+  function drawCharts() {
+    lossChart.set([{ label: "train loss", points: train.points(), color: "#2e5bff" }]);
+    evalChart.set([{ label: "eval loss", points: evals.points(), color: "#e4572e" }]);
+  }
+  let refreshTimer = null;
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(async () => {
+      refreshTimer = null;
+      const answer = await api("GET", path);
+      if (answer.ok) show(answer.json);
+    }, 500);
+  }
+  let stopStream = null;
+  let streamFrom = 0;
+  function startStream() {
+    if (stopStream) stopStream();
+    stopStream = followEvents(jobId, streamFrom, onEvent, () => { refreshSoon(); loadCheckpoints().catch(() => {}); });
+  }
+  cleanup.push(() => { if (stopStream) stopStream(); if (refreshTimer) clearTimeout(refreshTimer); });
+  // the history in two reads (the series, the log lines), then the stream from where they end
+  const metrics = await api("GET", `${path}/metrics`);
+  if (metrics.ok) {
+    for (const p of metrics.json.train.loss || []) train.add(p.step, p.value);
+    for (const p of metrics.json.eval.loss || []) evals.add(p.step, p.value);
+    streamFrom = metrics.json.through_event_id || 0;
+  }
+  drawCharts();
+  let after = 0;
+  for (let page = 0; page < MAX_LOG_PAGES; page += 1) {
+    const answer = await api("GET", `${path}/events?type=log&limit=1000&after=${after}`);
+    if (!answer.ok) break;
+    for (const event of answer.json.data) if (event.id <= streamFrom) onEvent("log", event.data);
+    if (!answer.json.next || answer.json.next >= streamFrom) break;
+    after = answer.json.next;
+  }
+  startStream();
+  await loadCheckpoints();
+  const poll = setInterval(() => { if (!TERMINAL.has(job.status)) refreshSoon(); }, POLL_MS * 2);
+  cleanup.push(() => clearInterval(poll));
+}
+
+async function comparePage() {
+  const ids = (new URLSearchParams(location.search).get("ids") || "").split(",").filter(Boolean).slice(0, COLORS);
+  const chart = new Chart("compare-chart", "train loss");
+  const input = el("input", { placeholder: "job ids, comma-separated (up to 5)", value: ids.join(","),
+    testid: "compare-ids", size: 80 });
+  const go = el("button", { class: "primary", type: "button",
+    onclick: () => navigate(`/ui/compare?ids=${encodeURIComponent(input.value.replace(/\s/g, ""))}`) }, "Compare");
+  const note = el("div", { class: "error" });
+  render(el("h1", {}, "Compare"), el("div", { class: "filters" }, input, go), chart.node, note);
+  const series = [];
+  const colors = ["#2e5bff", "#e4572e", "#17a398", "#a259ff", "#f2a900"];
+  for (const [index, id] of ids.entries()) {
+    const [job, metrics] = await Promise.all([api("GET", `/v1/jobs/${encodeURIComponent(id)}`),
+      api("GET", `/v1/jobs/${encodeURIComponent(id)}/metrics`)]);
+    if (!job.ok || !metrics.ok) { note.append(`${id}: ${apiError(job.ok ? metrics : job)}. `); continue; }
+    const points = (metrics.json.train.loss || []).map((p) => ({ step: p.step, value: Number(p.value) }));
+    series.push({ label: job.json.name || id, points, color: colors[index % colors.length] });
+  }
+  chart.set(series);
+}
+
+function submitPage() {
+  const kind = el("select", { "aria-label": "kind", testid: "submit-kind" },
+    ...KINDS.map((k) => el("option", { value: k }, k)));
+  const text = el("textarea", { testid: "config-input", spellcheck: "false",
+    placeholder: "Paste a YAML config, or drop a file below" });
+  const drop = el("div", { class: "drop", testid: "config-drop" }, "Drop a .yaml file here");
+  const errors = el("div", { testid: "submit-errors", class: "error" });
+  const annotated = el("div", { class: "annotated", hidden: true });
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    const file = event.dataTransfer.files[0];
+    if (file) text.value = await file.text();
+  });
+  const submit = el("button", { class: "primary", type: "button", testid: "submit", onclick: async () => {
+    submit.disabled = true;
+    errors.replaceChildren();
+    annotated.hidden = true;
+    try {
+      const answer = await api("POST", `/v1/jobs/${kind.value}`, { yaml: text.value });
+      if (answer.ok) { navigate(`/ui/jobs/${encodeURIComponent(answer.json.id)}`); return; }
+      const error = (answer.json && answer.json.error) || { message: `HTTP ${answer.status}` };
+      const details = error.details && error.details.length ? error.details : [error];
+      errors.replaceChildren(el("div", {}, error.message), el("ul", {}, ...details.map((d) =>
+        el("li", { "data-param": d.param || "" }, d.param ? el("code", {}, d.param) : null, d.param ? ": " : "",
+          d.message))));
+      annotate(annotated, text.value, details);
+    } finally {
+      submit.disabled = false;
+    }
+  } }, "Validate and submit");
+  render(el("h1", {}, "Submit a job"), el("div", { class: "editor" }, el("div", { class: "filters" }, kind, submit),
+    text, drop, errors, annotated));
+}
+
+// Each problem next to its field: the config's lines, with the message under the line that holds the field's key.
+function annotate(container, yamlText, details) {
+  const lines = yamlText.split("\n");
+  const notes = new Map();
+  for (const detail of details) {
+    if (!detail.param) continue;
+    const keys = detail.param.split(/[.[\]]+/).filter((part) => part && !/^\d+$/.test(part));
+    let from = 0, at = -1;
+    for (const key of keys) { // each key of the path, in order, further down the file
+      const found = lines.findIndex((line, index) => index >= from &&
+        new RegExp(`^\\s*(- )?${key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s*:`).test(line));
+      if (found < 0) break;
+      at = found;
+      from = found + 1;
+    }
+    if (at >= 0) notes.set(at, [...(notes.get(at) || []), `${detail.param}: ${detail.message}`]);
+  }
+  container.replaceChildren(...lines.flatMap((line, index) => {
+    const rows = [el("div", { class: notes.has(index) ? "bad" : "" }, line || " ")];
+    for (const note of notes.get(index) || []) rows.push(el("div", { class: "note", testid: "field-error" }, note));
+    return rows;
+  }));
+  container.hidden = notes.size === 0;
+}
+
+// -- routing -------------------------------------------------------------------------------------------------------
+
+function navigate(url, replace = false) {
+  if (replace) history.replaceState(null, "", url); else history.pushState(null, "", url);
+  route();
+}
+
+function handleFailure(failure) {
+  if (failure instanceof Unauthorized) { sessionStorage.removeItem(TOKEN_KEY); signIn("Your token was refused."); }
+  else console.error(failure);
+}
+
+async function route() {
+  for (const stop of cleanup.splice(0)) stop();
+  const signOut = document.getElementById("sign-out");
+  if (!sessionStorage.getItem(TOKEN_KEY)) { signOut.hidden = true; signIn(); return; }
+  signOut.hidden = false;
+  const path = location.pathname;
+  try {
+    const job = path.match(/^\/ui\/jobs\/([^/]+)$/);
+    if (job) await jobPage(decodeURIComponent(job[1]));
+    else if (path === "/ui/compare") await comparePage();
+    else if (path === "/ui/submit") submitPage();
+    else await jobList();
+  } catch (failure) {
+    handleFailure(failure);
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest("a[data-link]");
+  if (!anchor || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  navigate(anchor.getAttribute("href"));
+});
+window.addEventListener("popstate", route);
+document.getElementById("sign-out").addEventListener("click", () => {
+  sessionStorage.removeItem(TOKEN_KEY);
+  route();
+});
+route();
