@@ -33,17 +33,32 @@ def upload_file(path: Path, uri: S3Uri) -> None:
 
 def upload_tree(folder: Path, uri: S3Uri, *, marker: bool, skip: set[str] | None = None) -> int:
     """Every file below ``folder`` to the same layout below ``uri``, then the marker (when asked); files named in
-    ``skip`` (relative paths, already uploaded) are not sent again, and each sent one is added to it. Returns bytes."""
+    ``skip`` (relative paths, already uploaded) are not sent again, and each sent one is added to it. Returns bytes.
+
+    The files go up together through one transfer manager (a checkpoint's many small files cost one thread pool, not
+    one each); the marker only once every file is confirmed."""
+    from boto3.s3.transfer import create_transfer_manager
+
     done = skip if skip is not None else set()
-    sent = 0
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != UPLOAD_MARKER)
-    for path in files:
-        relative = path.relative_to(folder).as_posix()
-        if relative in done:
-            continue
-        upload_file(path, uri / relative)
-        done.add(relative)
-        sent += path.stat().st_size
+    pending = [(path, path.relative_to(folder).as_posix()) for path in files]
+    pending = [(path, relative) for path, relative in pending if relative not in done]
+    sent = 0
+    failure: tuple[Exception, S3Uri] | None = None
+    with create_transfer_manager(client(), transfer_config()) as manager:
+        futures = [
+            (path, relative, manager.upload(str(path), uri.bucket, (uri / relative).key)) for path, relative in pending
+        ]
+        for path, relative, future in futures:
+            try:
+                future.result()
+            except Exception as exc:  # the others finish (or fail) too; what went up is not sent again on a retry
+                failure = failure or (exc, uri / relative)
+                continue
+            done.add(relative)
+            sent += path.stat().st_size
+    if failure is not None:
+        raise storage_error(*failure) from None
     if marker:
         listing = {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}
         body = json.dumps({"files": listing, "uploaded_at": time.time()}).encode()
