@@ -150,9 +150,18 @@ def test_clients_that_give_up_leave_no_connection_behind(
     gave_up = asyncio.run(burst("127.0.0.1", port, submit, at_once=128, timeout=0.05))
     assert gave_up.statuses["timeout"] > 0  # most hung up before their answer
     _no_stuck_connections(settings)
-    after = asyncio.run(burst("127.0.0.1", port, submit, at_once=16, timeout=BOUND_SECONDS))
-    assert after.statuses == {201: 16}  # full service straight away
-    assert after.slowest < 5
+    # the requests the clients abandoned are still worked off (a request waiting for a database slot is not
+    # dropped when its client hangs up): meanwhile the next clients are told to retry at once, never made to hang,
+    # and full service is back within the bound
+    deadline = time.monotonic() + BOUND_SECONDS
+    while True:
+        after = asyncio.run(burst("127.0.0.1", port, submit, at_once=16, timeout=BOUND_SECONDS))
+        assert set(after.statuses) <= {201, 503}, after.summary()
+        assert after.slowest < 5
+        if after.statuses == {201: 16}:
+            break
+        assert time.monotonic() < deadline, f"no full service {BOUND_SECONDS} s after the clients gave up"
+        time.sleep(0.5)
 
 
 def test_overload_answers_503_with_retry_after(served: tuple[int, subprocess.Popen[bytes]], submit: Any) -> None:
