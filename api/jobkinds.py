@@ -12,7 +12,7 @@ from pydantic import Field
 
 from finetuning.config import DPOConfig, GenerateConfig, SFTConfig, StrictModel
 from finetuning.config.paths import ModelPath
-from jobcore.models import JobKind
+from jobcore.models import Job, JobKind
 
 
 class MergeRequest(StrictModel):
@@ -65,3 +65,10 @@ class JobReference:
 def parse_job_reference(value: str) -> JobReference | None:
     match = JOB_REFERENCE.match(value)
     return JobReference(match["job_id"].lower(), match["artifact"]) if match else None
+
+
+def training_output_dir(job: Job) -> str | None:
+    """Where a training job writes (its folder or bucket prefix, as the worker runs it), from its resolved config;
+    None when the config names none (other kinds)."""
+    output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
+    return output_dir if isinstance(output_dir, str) and output_dir else None

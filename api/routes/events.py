@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from api import services
+from api import results, services
 from api.auth import Caller, CallerDep
 from api.deps import DatabaseDep
 from api.errors import ApiError, error_responses
@@ -150,7 +150,7 @@ async def get_job_metrics(
     each step once, from the run that carried the job on."""
 
     def work(session: Session) -> JobMetrics:
-        series = services.job_metrics(session, caller.project(session), job_id, include_superseded=include_superseded)
+        series = results.job_metrics(session, caller.project(session), job_id, include_superseded=include_superseded)
         return JobMetrics.model_validate(series)
 
     return await database.run(work)
@@ -168,14 +168,12 @@ async def get_job_metrics(
 )
 async def get_job_output(job_id: str, request: Request, database: DatabaseDep, caller: CallerDep) -> Response:
     """A succeeded generate job's answers: JSON, or the YAML file with `Accept: application/yaml`."""
-    location = await database.run(
-        lambda session: services.job_output_location(session, caller.project(session), job_id)
-    )
-    content = await anyio.to_thread.run_sync(services.read_output_bytes, location)
+    location = await database.run(lambda session: results.job_output_location(session, caller.project(session), job_id))
+    content = await anyio.to_thread.run_sync(results.read_output_bytes, location)
     accept = request.headers.get("accept", "")
     if "yaml" in accept and "application/json" not in accept:
         return Response(content, media_type="application/yaml")
-    return JSONResponse(services.parse_output(content))
+    return JSONResponse(results.parse_output(content))
 
 
 @router.get(
@@ -197,7 +195,7 @@ async def list_job_checkpoints(
     `job:<id>/checkpoint-<step>` wherever a model or adapter goes."""
 
     def work(session: Session) -> CheckpointPage:
-        rows, cursor = services.list_job_checkpoints(session, caller.project(session), job_id, after=after, limit=limit)
+        rows, cursor = results.list_job_checkpoints(session, caller.project(session), job_id, after=after, limit=limit)
         return CheckpointPage.model_validate({"data": rows, "next": cursor})
 
     return await database.run(work)

@@ -147,7 +147,7 @@ def test_a_kill_between_checkpoints(
 def test_a_resume_and_its_first_steps_stored_in_one_batch(settings: ServiceSettings) -> None:
     """A short-lived run's run_started and first steps arrive in one batch: the resume must still come before them
     in the log (the chaos suite found a series missing steps when it came after)."""
-    from api import services
+    from api import results
     from jobcore.models import Job
     from worker import store
 
@@ -163,7 +163,7 @@ def test_a_resume_and_its_first_steps_stored_in_one_batch(settings: ServiceSetti
         batch += [("metrics", {"v": store.EVENTS_VERSION, "step": s, "loss": 10.0 * attempt + s}) for s in steps]
         assert store.append_events(settings, job_id, attempt, batch)
     with session_scope(settings.database_url) as session:
-        series = services.job_metrics(session, "resume", job_id, include_superseded=True)
+        series = results.job_metrics(session, "resume", job_id, include_superseded=True)
         history = session.get(Job, job_id).attempts  # type: ignore[union-attr]
     assert [(p["step"], p["attempt"]) for p in series["train"]["loss"]] == [
         (1, 1),
