@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from api import repository
 from api.errors import ApiError, ErrorIssue
-from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference
+from api.jobkinds import DEFAULT_ARTIFACT, REQUEST_MODELS, parse_job_reference, training_output_dir
 from finetuning.checkpoints import list_checkpoints
 from finetuning.config import ConfigError, DPOConfig, GenerateConfig, SFTConfig, StrictModel, safe_yaml
 from finetuning.config.paths import PathField, path_fields, set_field
@@ -208,6 +208,13 @@ class _Resolver:
             return None
         return str(uri)
 
+    def stored(self, spec: PathField, location: str) -> str | None:
+        """Where an earlier job's output is (a folder or a bucket location), checked as any input is."""
+        want_dir = spec.marker.target == "dir"
+        if is_remote(location):
+            return self.remote(spec.loc, location, want_dir=want_dir)
+        return self.local(spec.loc, location, want_dir=want_dir)
+
     def model(self, loc: str, value: str) -> str | None:
         """A model, adapter or tokenizer: a local folder, or a hub id where the service allows them."""
         if HUB_ID.match(value) and not os.path.lexists(os.path.expanduser(value)):
@@ -248,12 +255,7 @@ class _Resolver:
             has = ", ".join(sorted(job.artifacts or {})) or "none"
             self.fail(422, "artifact_not_found", spec.loc, f"job {job.id} has no artifact '{artifact}' (it has: {has})")
             return None
-        want_dir = spec.marker.target == "dir"
-        path = (
-            self.remote(spec.loc, source, want_dir=want_dir)
-            if is_remote(source)
-            else self.local(spec.loc, source, want_dir=want_dir)
-        )
+        path = self.stored(spec, source)
         if path is not None:
             plan.inputs[spec.loc] = {"job_id": job.id, "artifact": artifact, "path": path}
             # the training config of the job whose adapter is converted (not of a job a nested field names)
@@ -264,9 +266,9 @@ class _Resolver:
     def checkpoint(self, spec: PathField, job: Job, name: str, plan: Plan) -> str | None:
         """``job:<id>/checkpoint-<step>``: a complete checkpoint of a training job, whatever the job's status (a
         running or cancelled job's saved checkpoints are as usable as a finished one's)."""
-        output_dir = ((job.resolved or {}).get("config") or {}).get("training_args", {}).get("output_dir")
+        output_dir = training_output_dir(job)
         found = None
-        if job.kind in TRAINING_KINDS and isinstance(output_dir, str):
+        if job.kind in TRAINING_KINDS and output_dir is not None:
             try:
                 found = next((c for c in list_checkpoints(output_dir) if c.name == name), None)
             except StorageError as exc:
@@ -281,12 +283,7 @@ class _Resolver:
                 f"{name} of job {job.id} {what}: GET /v1/jobs/{job.id}/checkpoints lists the complete ones",
             )
             return None
-        want_dir = spec.marker.target == "dir"
-        location = (
-            self.remote(spec.loc, found.location, want_dir=want_dir)
-            if is_remote(found.location)
-            else self.local(spec.loc, found.location, want_dir=want_dir)
-        )
+        location = self.stored(spec, found.location)
         if location is not None:
             plan.inputs[spec.loc] = {"job_id": job.id, "artifact": name, "path": location}
         return location

@@ -9,9 +9,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from finetuning.contract import UPLOAD_MARKER, checkpoint_step, last_uploaded_checkpoint
+from finetuning.checkpoints import list_checkpoints
+from finetuning.contract import UPLOAD_MARKER, checkpoint_step
 from finetuning.settings import get_engine_settings
-from finetuning.storage.client import client, delete_prefix, list_objects, storage_error
+from finetuning.storage.client import client, delete_prefix, storage_error
 from finetuning.storage.places import OutputPlace, upload_reporter
 from finetuning.storage.uploader import Uploader
 from finetuning.storage.uri import S3Uri
@@ -87,20 +88,10 @@ class Publisher:
         if self.keep is None or self.place.remote is None:
             return
         remote = self.place.remote
-        keys = [S3Uri(remote.bucket, info.key).relative_to(remote) for info in list_objects(remote)]
-        complete = sorted(
-            (step, folder)
-            for key in keys
-            if (folder := key.split("/", 1)[0])
-            and key == f"{folder}/{UPLOAD_MARKER}"
-            and (step := checkpoint_step(Path(folder))) is not None
-        )
-        newest = last_uploaded_checkpoint(keys)
-        for _step, folder in complete[: max(len(complete) - self.keep, 0)]:
-            if folder == newest:
-                continue
-            _delete_checkpoint(remote / folder)
-            logger.info("pruned %s from the bucket (save_total_limit: %d)", remote / folder, self.keep)
+        complete = [c for c in list_checkpoints(str(remote)) if c.complete]  # by step: the newest last
+        for checkpoint in complete[: max(len(complete) - self.keep, 0)]:
+            _delete_checkpoint(remote / checkpoint.name)
+            logger.info("pruned %s from the bucket (save_total_limit: %d)", checkpoint.location, self.keep)
 
 
 def _delete_checkpoint(uri: S3Uri) -> None:
