@@ -22,7 +22,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
-ASSETS = {"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"}
+_SCRIPT = "text/javascript; charset=utf-8"
+ASSETS = {"dom.js": _SCRIPT, "charts.js": _SCRIPT, "app.js": _SCRIPT, "app.css": "text/css; charset=utf-8"}
 
 
 def _read(name: str) -> bytes:

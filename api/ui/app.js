@@ -1,70 +1,16 @@
 // The dashboard: a client of the job API, nothing more. Everything it shows from the API is set as text (never as
 // HTML), its token lives in this tab's sessionStorage and travels only as a Bearer header, and the page's
-// Content-Security-Policy lets it run this file alone.
+// Content-Security-Policy lets it run its own files alone (dom.js, charts.js, then this one).
 "use strict";
 
 const TOKEN_KEY = "finetuning-token";
 const POLL_MS = 3000;
 const MAX_LOG_PAGES = 20; // the page shows at most the newest 5,000 lines; GET /v1/jobs/{id}/logs has them all
-const COLORS = 5; // the compare view overlays up to this many jobs (.c0 ... .c4)
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const KINDS = ["sft", "dpo", "generate", "merge", "adapter-conversion"];
 const STATUSES = ["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"];
-const SVG = "http://www.w3.org/2000/svg";
 
 let cleanup = []; // what the current view started (timers, streams): stopped when the view changes
-
-// -- small helpers -------------------------------------------------------------------------------------------------
-
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === "testid") node.dataset.testid = value;
-    else if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? "" : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function svg(tag, attrs) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
-  return node;
-}
-
-function link(href, ...children) {
-  return el("a", { href, "data-link": true }, ...children);
-}
-
-function fmtNumber(value) {
-  if (typeof value !== "number") return String(value);
-  if (value !== 0 && (Math.abs(value) < 1e-3 || Math.abs(value) >= 1e5)) return value.toExponential(3);
-  return Number(value.toPrecision(5)).toString();
-}
-
-function fmtSeconds(seconds) {
-  if (seconds === null || seconds === undefined) return "-";
-  const s = Math.round(seconds);
-  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
-  return h ? `${h}h ${m}m` : m ? `${m}m ${r}s` : `${r}s`;
-}
-
-function fmtBytes(bytes) {
-  const units = ["B", "KB", "MB", "GB", "TB"];
-  let value = bytes, unit = 0;
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit += 1; }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
-}
-
-function fmtTime(iso) {
-  return iso ? new Date(iso).toLocaleString() : "-";
-}
 
 // -- the API -------------------------------------------------------------------------------------------------------
 
@@ -132,148 +78,6 @@ function followEvents(jobId, after, onEvent, onEnd) {
   }
   connect();
   return () => { stopped = true; controller.abort(); };
-}
-
-// -- charts --------------------------------------------------------------------------------------------------------
-
-// A line chart of one or more series ({label, points: [{step, value}], color}) that stays fast with 100,000 points:
-// each series is drawn from at most the first, last, lowest and highest point of every pixel column, and a click
-// reads the exact value nearest the clicked step from the full series.
-class Chart {
-  constructor(testid, title) {
-    this.series = [];
-    this.svg = svg("svg", { viewBox: "0 0 600 220", preserveAspectRatio: "none", role: "img" });
-    this.readout = el("div", { class: "readout" }, "Click the chart for exact values.");
-    this.legend = el("div", { class: "legend" });
-    this.node = el("div", { class: "chart", testid, "data-points": "0" }, el("div", {}, title), this.svg,
-      this.legend, this.readout);
-    this.svg.addEventListener("click", (event) => this.read(event));
-    this.pending = false;
-  }
-
-  set(series) { this.series = series; this.schedule(); }
-
-  schedule() {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => { this.pending = false; this.draw(); });
-  }
-
-  bounds() {
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (const s of this.series) {
-      for (const p of s.points) {
-        if (typeof p.value !== "number" || !Number.isFinite(p.value)) continue;
-        if (p.step < x0) x0 = p.step; if (p.step > x1) x1 = p.step;
-        if (p.value < y0) y0 = p.value; if (p.value > y1) y1 = p.value;
-      }
-    }
-    if (x0 === Infinity) return null;
-    if (x1 === x0) x1 = x0 + 1;
-    if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
-    const pad = (y1 - y0) * 0.05;
-    return { x0, x1, y0: y0 - pad, y1: y1 + pad };
-  }
-
-  draw() {
-    this.svg.replaceChildren();
-    this.legend.replaceChildren();
-    const b = this.bounds();
-    let drawn = 0;
-    const width = 600, height = 220, left = 40, bottom = 16;
-    if (b) {
-      const sx = (step) => left + ((step - b.x0) / (b.x1 - b.x0)) * (width - left - 4);
-      const sy = (value) => 4 + (1 - (value - b.y0) / (b.y1 - b.y0)) * (height - bottom - 8);
-      for (const [text, y] of [[fmtNumber(b.y1), 10], [fmtNumber(b.y0), height - bottom]]) {
-        const label = svg("text", { x: 2, y, "font-size": 10, fill: "#667085" });
-        label.textContent = text;
-        this.svg.append(label);
-      }
-      const stepLabel = svg("text", { x: width - 4, y: height - 2, "font-size": 10, fill: "#667085",
-        "text-anchor": "end" });
-      stepLabel.textContent = `step ${Math.round(b.x1)}`;
-      this.svg.append(stepLabel);
-      this.series.forEach((s, index) => {
-        const kept = downsample(s.points, sx, width);
-        drawn += kept.length;
-        const coords = kept.map((p) => `${sx(p.step).toFixed(1)},${sy(p.value).toFixed(1)}`).join(" ");
-        this.svg.append(svg("polyline", { points: coords, fill: "none", stroke: s.color, "stroke-width": 1.5,
-          "vector-effect": "non-scaling-stroke" }));
-        this.legend.append(el("span", {}, el("span", { class: `swatch c${index % COLORS}` }), s.label));
-      });
-    }
-    this.node.dataset.points = String(drawn);
-  }
-
-  read(event) {
-    const b = this.bounds();
-    if (!b) return;
-    const box = this.svg.getBoundingClientRect();
-    const x = ((event.clientX - box.left) / box.width) * 600;
-    const step = b.x0 + ((x - 40) / (600 - 44)) * (b.x1 - b.x0);
-    const parts = this.series.map((s) => {
-      const p = nearest(s.points, step);
-      return p ? `${s.label}: step ${p.step} = ${fmtNumber(p.value)}` : null;
-    }).filter(Boolean);
-    this.readout.textContent = parts.join(" · ");
-  }
-}
-
-function downsample(points, sx, width) {
-  const finite = points.filter((p) => typeof p.value === "number" && Number.isFinite(p.value));
-  if (finite.length <= 2 * width) return finite;
-  const kept = [];
-  let column = null, first, last, low, high;
-  const flush = () => {
-    if (column === null) return;
-    const group = [first, low, high, last].filter((p, i, all) => all.indexOf(p) === i);
-    group.sort((a, b) => a.step - b.step);
-    kept.push(...group);
-  };
-  for (const p of finite) {
-    const c = Math.floor(sx(p.step));
-    if (c !== column) { flush(); column = c; first = last = low = high = p; continue; }
-    last = p;
-    if (p.value < low.value) low = p;
-    if (p.value > high.value) high = p;
-  }
-  flush();
-  return kept;
-}
-
-function nearest(points, step) {
-  if (!points.length) return null;
-  let lo = 0, hi = points.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (points[mid].step < step) lo = mid + 1; else hi = mid;
-  }
-  const candidates = [points[lo], points[lo - 1]].filter(Boolean);
-  return candidates.reduce((a, b) => (Math.abs(b.step - step) < Math.abs(a.step - step) ? b : a));
-}
-
-// Points by step, one per step (a resumed run's later point replaces an earlier one), kept sorted: appending a
-// newer step is O(1), anything else re-sorts once before the next draw.
-class Series {
-  constructor() { this.list = []; this.index = new Map(); this.dirty = false; }
-  add(step, value) {
-    if (typeof step !== "number" || value === null || value === undefined) return;
-    const number = typeof value === "number" ? value : Number(value);
-    const at = this.index.get(step);
-    if (at !== undefined) { this.list[at].value = number; return; }
-    const last = this.list[this.list.length - 1];
-    this.list.push({ step, value: number });
-    if (last && last.step > step) this.dirty = true;
-    else this.index.set(step, this.list.length - 1);
-  }
-  points() {
-    if (this.dirty) {
-      this.list.sort((a, b) => a.step - b.step);
-      this.index = new Map(this.list.map((p, i) => [p.step, i]));
-      this.dirty = false;
-    }
-    return this.list;
-  }
 }
 
 // -- views ---------------------------------------------------------------------------------------------------------
