@@ -71,7 +71,8 @@ def upgrade_database(database_url: str) -> None:
 
 def start_worker(environ: Mapping[str, str], queue: str, concurrency: int) -> subprocess.Popen[bytes]:
     # its own session (a Ctrl-C at the terminal is handled here), but it dies with us even if we are SIGKILLed
-    from jobcore.process import die_with_parent, worker_command
+    from finetuning.subprocesses import die_with_parent
+    from jobcore.process import worker_command
 
     return subprocess.Popen(
         worker_command(sys.executable, queue, concurrency=concurrency),

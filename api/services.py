@@ -20,6 +20,7 @@ from api import repository, secret_service
 from api.deps import after_commit
 from api.errors import ApiError, not_found
 from api.jobkinds import training_output_dir
+from api.placement import Placement, resolved_placement
 from api.resolve import ENGINE_YAML_KINDS, parse_body, plan_submission, validate_config
 from finetuning.contract import last_complete_checkpoint
 from finetuning.redaction import references
@@ -81,6 +82,7 @@ class SubmitMeta:
     name: str | None = None
     label_values: list[str] = field(default_factory=list)  # key=value, parsed once the caller is authenticated
     processes: int = 1
+    placement: Placement | None = None  # a training job's: where it runs
     idempotency_key: str | None = None
 
 
@@ -110,6 +112,8 @@ def submit_job(
         raise ApiError(422, "invalid_config", f"{kind.value} jobs take no secrets: they read no credentials")
     secret_service.check_references(session, project, run_config, env_secrets, set(found.inline))
     resolved: dict[str, Any] = {"config": run_config, "num_processes": meta.processes if kind in TRAINING_KINDS else 1}
+    if kind in TRAINING_KINDS and meta.placement is not None:
+        resolved.update(resolved_placement(meta.placement, getattr(config, "batchsize_conf", None)))
     if env_secrets:
         # as references: what names a secret is never masked as one
         resolved["env_secrets"] = {variable: f"${{secrets.{name}}}" for variable, name in env_secrets.items()}

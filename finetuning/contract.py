@@ -48,6 +48,7 @@ class EventType(StrEnum):
     METRICS = "metrics"
     EVAL = "eval"
     PROGRESS = "progress"
+    PREPROCESSING = "preprocessing"  # data preparation: progress, rows/s, ETA, cache hits, skipped bad rows
     CHECKPOINT = "checkpoint"
     LOG = "log"
     STATUS = "status"
@@ -73,6 +74,18 @@ STAGING_DIR_ENV = "FINETUNING_STAGING_DIR"
 SECRET_ENV_PREFIX = "FINETUNING_SECRET__"
 """``${secrets.NAME}`` in a config is read from ``FINETUNING_SECRET__NAME`` in the engine's environment (the worker
 sets it from the project's secret; a person running the CLI exports it)."""
+
+# -- a run on a Ray cluster (finetuning.ray_train) ------------------------------------------------------------------
+
+RAY_EVENT_MARKER = "@@finetuning-event@@ "
+"""On a Ray cluster rank 0's events reach the worker through the Ray job's log: each event is one log line, this
+marker and then the event's JSON (Ray puts its own prefix before the marker)."""
+RAY_LAUNCH_MARKER = "@@finetuning-launch@@ "
+"""A log line Ray's rank 0 writes each time the training group starts: the marker and ``{"launch": n, "world_size":
+w}``; a launch after the first is Ray Train's restart after a lost worker or node."""
+STOP_REQUEST_FILE = ".stop-requested"
+"""Written into a Ray run's output location (a folder or a bucket prefix) to ask it to stop at a checkpoint: the
+worker cannot signal processes on other machines, so every rank looks for this file and signals its own engine."""
 
 # -- checkpoints -----------------------------------------------------------------------------------------------------
 

@@ -119,6 +119,9 @@ class Job(Base):
     uncounted_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # a job requeued after a lost worker waits until then (back-off); the re-sent message carries the same countdown
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the Ray job running it (a job on a Ray cluster): {"id": submission id, "seq_base": its events are numbered on
+    # from}; a worker that claims the job after a lost one attaches to it instead of starting a second copy
+    ray_submission: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -74,6 +74,22 @@ class ServiceSettings(BaseSettings):
     default_queue: str = Field(default="gpu", description="Celery queue of jobs that name none.")
     worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once (one per GPU group).")
     gpus_per_job: int = Field(default=1, ge=1, description="Processes launched per training job (accelerate).")
+    ray_address: str | None = Field(
+        default=None,
+        description="A Ray cluster's job-submission address (http://ray-head:8265): jobs with nodes > 1 run there as "
+        "Ray jobs under Ray Train. Unset: multi-node jobs are refused.",
+    )
+    executor: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where training jobs run: local (a worker's own GPUs; nodes > 1 still go to Ray) or ray (every "
+        "training job on the Ray cluster).",
+    )
+    ray_max_failures: int = Field(
+        default=3, ge=0, description="Restarts of a Ray job's training group after a lost worker or node."
+    )
+    ray_unreachable_seconds: float = Field(
+        default=120.0, gt=0, description="A running Ray job whose cluster does not answer this long has failed."
+    )
     lease_seconds: int = Field(default=60, ge=5, description="A running job whose worker is silent this long is lost.")
     heartbeat_seconds: float = Field(default=5.0, gt=0, description="How often a worker renews its lease.")
     max_attempts: int = Field(

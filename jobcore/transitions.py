@@ -82,6 +82,7 @@ def finished(
         "finished_at": now,
         "lease_expires_at": None,
         "updated_at": now,
+        "ray_submission": None,  # that Ray job is over: a resume starts a new one
     }
     if checkpoint is not None:
         artifacts = {**(artifacts or {}), "checkpoint": checkpoint}
@@ -200,6 +201,7 @@ def resumed(attempt: int, artifacts: dict[str, Any], checkpoint: str) -> Transit
         "lease_expires_at": None,
         "not_before": None,
         "uncounted_attempts": attempt,  # a fresh max_attempts budget
+        "ray_submission": None,
         "artifacts": {**artifacts, "checkpoint": checkpoint},
     }
     return Transition(values, {"status": JobStatus.QUEUED.value, "reason": "resumed", "checkpoint": checkpoint})

@@ -92,6 +92,19 @@ def engine_command(
     raise ValueError(f"unknown job kind {kind}")
 
 
+def ray_command(
+    kind: JobKind, config: dict[str, Any], *, job_id: str, world_size: int, max_failures: int, stop_file: str
+) -> EngineCommand:
+    """The entrypoint of the Ray job that trains ``kind`` on a Ray cluster over ``world_size`` ranks (Ray Train); it
+    runs in a copy of the folder holding the command's files, with the cluster's own Python."""
+    if kind not in TRAINING_KINDS:
+        raise ValueError(f"{kind.value} jobs do not run on a Ray cluster")
+    argv = ["python", "-m", "finetuning.ray_train", "--workers", str(world_size), "--job-id", job_id]
+    argv += ["--max-failures", str(max_failures), "--stop-file", stop_file]
+    argv += ["--", "--num-preprocess-workers", "1", kind.value, "config.yaml"]
+    return EngineCommand(argv, {"config.yaml": _yaml(config)})
+
+
 def _json(value: Any) -> str:
     import json
 

@@ -110,6 +110,8 @@ class EngineOutput:
         self.lines: queue.Queue[tuple[str, str | None, float]] = queue.Queue()
         self.readers: list[threading.Thread] = []
         self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+        # the last lines of either stream: a Ray job's log is one stream
+        self.last_lines: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
 
     def read_pipes(self, stdout: IO[bytes] | None, stderr: IO[bytes] | None) -> None:
         for name, pipe in (("stdout", stdout), ("stderr", stderr)):
@@ -137,6 +139,7 @@ class EngineOutput:
                 continue  # a reader reached the end of its pipe
             if stream == "stderr":
                 self.stderr_tail.append(line)
+            self.last_lines.append(line)
             lines.append((at, ("log", {"stream": stream, "line": line})))
         read_at = time.time()
         events = [(_event_time(data, read_at), (kind, data)) for kind, data in self.events.read()]

@@ -37,9 +37,10 @@ from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.secrets import SecretsUnavailable
 from jobcore.settings import ServiceSettings
 from worker import shutdown, store
-from worker.launch import EngineCommand, engine_command, retry_config
+from worker.launch import EngineCommand, engine_command, ray_command, retry_config
 from worker.outcome import Outcome, decide, error
 from worker.output import EngineOutput
+from worker.ray_job import RayJob, stop_request
 from worker.supervise import EngineProcess, Stopping
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ class JobRun:
         self.log = log
         self.job_dir = settings.job_folder(claim.job_id)
         self.events_file = self.job_dir / "events.jsonl"
-        self.engine = EngineProcess()
+        self.on_ray = claim.resolved.get("executor") == "ray"
+        self.engine: EngineProcess | RayJob = self.ray_job() if self.on_ray else EngineProcess()
         self.output = EngineOutput(self.events_file, log)
         self.stopping = Stopping(
             self.engine,
@@ -161,14 +163,53 @@ class JobRun:
         try:
             self.start(command, secret_env)
             return self.follow()
+        except LeaseLost:
+            if isinstance(self.engine, RayJob):
+                self.engine.detach()  # the worker that holds the job now attaches to the Ray job
+            raise
         finally:
-            # whatever happened (an error, a lost lease), nothing the job started outlives this call
+            # whatever happened (an error, a lost lease), nothing the job started outlives this call, except a Ray
+            # job left to the worker that takes the job over
             if self.engine.process is not None:
                 self.engine.end()
+
+    def ray_job(self) -> RayJob:
+        """The Ray job of this attempt: the one an earlier attempt left running (attached to), or a new one."""
+        if not self.settings.ray_address:
+            raise RuntimeError("this job runs on a Ray cluster and this worker has no FINETUNING_RAY_ADDRESS")
+        earlier = self.claim.ray_submission
+        stored = self.with_db_retry(lambda: store.last_engine_seq(self.settings, self.claim.job_id))
+        return RayJob(
+            self.settings.ray_address,
+            str(earlier["id"]) if earlier else f"finetuning-{self.claim.job_id}-{self.claim.attempt}",
+            self.events_file,
+            self.log,
+            stop_location=stop_request(str(self.settings.job_outputs(self.claim.job_id))),
+            # attached: its events are numbered as when it was submitted, and those stored are passed over
+            seq_base=int(earlier.get("seq_base", 0)) if earlier else stored,
+            skip_seq=stored if earlier else 0,
+            attach=bool(earlier),
+            unreachable_seconds=self.settings.ray_unreachable_seconds,
+        )
 
     def prepare(self) -> EngineCommand:
         """The job folder with the command's files; the command to run there."""
         resolved = self.claim.resolved
+        if isinstance(self.engine, RayJob):
+            command = ray_command(
+                JobKind(self.claim.kind),
+                retry_config(JobKind(self.claim.kind), resolved["config"], self.claim.attempt, self.claim.checkpoint),
+                job_id=self.claim.job_id,
+                world_size=int(resolved.get("world_size", 1)),
+                max_failures=self.settings.ray_max_failures,
+                stop_file=self.engine.stop_location,
+            )
+            # the Ray job's working folder holds its files only (it is copied to the cluster)
+            folder = self.ray_folder
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, content in command.files.items():
+                (folder / name).write_text(content, encoding="utf-8")
+            return command
         command = engine_command(
             JobKind(self.claim.kind),
             retry_config(JobKind(self.claim.kind), resolved["config"], self.claim.attempt, self.claim.checkpoint),
@@ -206,6 +247,25 @@ class JobRun:
         env.update({variable: values[name] for variable, name in env_secrets.items()})
         return env
 
+    @property
+    def ray_folder(self) -> Path:
+        return self.job_dir / "ray"
+
+    def ray_env(self) -> dict[str, str]:
+        """What a Ray job gets from the service: the job's identity and tracking server (the cluster's machines have
+        their own environment: bucket credentials, caches, hub access)."""
+        env = {
+            JOB_ID_ENV: self.claim.job_id,
+            JOB_ATTEMPT_ENV: str(self.claim.attempt),
+            "PYTHONUNBUFFERED": "1",
+            "RAY_DEDUP_LOGS": "0",  # every rank's lines as they are; rank 0's events are unique anyway
+            "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # print() stays print(): the engines' output reaches the log as is
+        }
+        config = self.claim.resolved.get("config") or {}
+        if self.settings.mlflow_tracking_uri and not config.get("tracking"):
+            env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
+        return env
+
     def child_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k.upper() not in _SERVICE_ENV}
         env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when a buffer fills
@@ -227,6 +287,9 @@ class JobRun:
         return env
 
     def start(self, command: EngineCommand, secret_env: dict[str, str] | None = None) -> None:
+        if isinstance(self.engine, RayJob):
+            self.start_on_ray(command, secret_env or {})
+            return
         earlier = self.output.events.skip_existing()
         if earlier:
             self.backfill(earlier)
@@ -239,6 +302,24 @@ class JobRun:
                 {"pid": process.pid, "pgid": self.engine.pgid, "attempt": self.claim.attempt, "argv": command.argv},
             )
         )
+        self.flush()
+
+    def start_on_ray(self, command: EngineCommand, secret_env: dict[str, str]) -> None:
+        """Submit the Ray job (named on the job first) or attach to the one an earlier attempt left running."""
+        assert isinstance(self.engine, RayJob)
+        if not self.engine.attach:
+            submission = {"id": self.engine.submission_id, "seq_base": self.engine.seq}
+            if not self.with_db_retry(
+                lambda: store.record_ray_submission(self.settings, self.claim.job_id, self.claim.attempt, submission)
+            ):
+                raise LeaseLost
+            self.log.info("starting on Ray: %s", " ".join(command.argv))
+        handle = self.engine.start(command.argv, self.ray_folder, {**self.ray_env(), **secret_env})
+        self.output.read_pipes(handle.stdout, handle.stderr)
+        data = {**self.engine.describe(), "attempt": self.claim.attempt, "argv": command.argv}
+        if self.engine.attach:
+            data["attached"] = True
+        self.pending.append((store.PROCESS_EVENT, data))
         self.flush()
 
     def backfill(self, earlier: bytes) -> None:
@@ -262,6 +343,12 @@ class JobRun:
             now = time.monotonic()
             if exited:
                 break
+            if shutdown.requested() and isinstance(self.engine, RayJob) and not self.stopping.cancelled:
+                # the Ray job does not need this worker: it trains on while the job waits for the next worker, which
+                # attaches to it
+                self.log.warning("the worker is shutting down: handing the job back, its Ray job runs on")
+                self.engine.detach()
+                return Outcome(JobStatus.QUEUED, hand_back=True)
             if shutdown.requested() and self.stopping.reason is None and not self.stopping.cancelled:
                 self.log.warning("the worker is shutting down: stopping the job to hand it back")
                 self.stopping.stop("shutdown")
@@ -279,12 +366,17 @@ class JobRun:
         self.output.drain(DRAIN_TIMEOUT_S)
         self.pending.extend(self.output.collect())
         self.flush(final=True)
+        if isinstance(self.engine, RayJob) and self.engine.unreachable is not None:
+            return Outcome(JobStatus.FAILED, error("ray_unavailable", self.engine.unreachable), exit_code=returncode)
+        stderr_tail = "\n".join(self.output.stderr_tail)
+        if isinstance(self.engine, RayJob):
+            stderr_tail = "\n".join([*self.output.last_lines, self.engine.last_words()])
         outcome = decide(
             self.output.events.final_status,
             returncode,
             stop_reason=self.stopping.reason,
             cancelled=self.stopping.cancelled,
-            stderr_tail="\n".join(self.output.stderr_tail),
+            stderr_tail=stderr_tail,
         )
         if outcome.status == JobStatus.SUCCEEDED and returncode != 0:
             self.log.warning("the engine reported success but exited with %s", returncode)

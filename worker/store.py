@@ -51,6 +51,7 @@ class Claim:
     cancel_requested: bool
     checkpoint: str | None = None  # where an earlier attempt stopped with a checkpoint (hand-back, cancel)
     project: str = ""
+    ray_submission: dict[str, Any] | None = None  # the Ray job an earlier attempt started and left running
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
                 Job.cancel_requested,
                 Job.updated_at,
                 Job.artifacts,
+                Job.ray_submission,
             )
             .execution_options(synchronize_session=False)
         ).first()
@@ -105,6 +107,7 @@ def claim_job(settings: ServiceSettings, job_id: str, worker_name: str) -> Claim
             bool(row.cancel_requested),
             checkpoint if isinstance(checkpoint, str) else None,
             row.project,
+            dict(row.ray_submission) if row.ray_submission else None,
         )
 
 
@@ -313,6 +316,19 @@ def hand_back(settings: ServiceSettings, job_id: str, attempt: int, checkpoint: 
         transitions.record(session, job_id, attempt, transition, ended.updated_at)
         status = str(transition.values["status"])
     return status
+
+
+def record_ray_submission(settings: ServiceSettings, job_id: str, attempt: int, submission: dict[str, Any]) -> bool:
+    """Name the Ray job this attempt submitted on the job (before it is submitted: a worker lost right after
+    submitting must not leave a copy no successor knows of); False when the attempt no longer holds the job."""
+    with session_scope(settings.database_url) as session:
+        result = session.execute(
+            update(Job)
+            .where(_held(job_id, attempt))
+            .values(ray_submission=submission)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
 
 def last_engine_seq(settings: ServiceSettings, job_id: str) -> int:

@@ -10,9 +10,10 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Protocol
 
 from finetuning.contract import STOP_SIGNAL
-from jobcore.process import die_with_parent
+from finetuning.subprocesses import die_with_parent
 from worker.outcome import StopReason
 
 STOP_REPEAT_S = 1.0  # how often the stop signal is sent again until the engine exits
@@ -70,6 +71,14 @@ class EngineProcess:
         return self.process.returncode
 
 
+class Signalled(Protocol):
+    """What :class:`Stopping` needs of a run: a local process group, or a Ray job (:mod:`worker.ray_job`)."""
+
+    pgid: int | None
+
+    def signal(self, sig: signal.Signals) -> None: ...
+
+
 class Stopping:
     """Asking the engine to stop, and making sure it does. A training run gets :data:`STOP_SIGNAL` (saves a
     checkpoint at its next step; repeated each second until it exits, as it ignores the signal until its handler is
@@ -77,7 +86,7 @@ class Stopping:
 
     def __init__(
         self,
-        engine: EngineProcess,
+        engine: Signalled,
         log: logging.LoggerAdapter[logging.Logger],
         *,
         training: bool,

@@ -15,6 +15,7 @@ from api.deps import Database, DatabaseDep, SettingsDep
 from api.errors import error_responses
 from api.jobkinds import REQUEST_MODELS
 from api.openapi import request_body
+from api.placement import check_cluster, placement
 from api.schemas import JobPage, JobRead, job_read
 from jobcore.models import JobKind, JobStatus
 from jobcore.settings import ServiceSettings
@@ -52,7 +53,21 @@ MetaDep = Annotated[services.SubmitMeta, Depends(submission_meta)]
 
 Processes = Annotated[
     int | None,
-    Query(ge=1, le=8, description="Training processes (GPUs), launched with accelerate; default: the service's."),
+    Query(
+        ge=1,
+        le=8,
+        description="Training processes (GPUs) per node, launched with accelerate (one node) or as Ray workers "
+        "(several); default: the service's.",
+    ),
+]
+Nodes = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=64,
+        description="Machines the job trains on. More than 1 runs it on the service's Ray cluster (Ray Train); the "
+        "total batch size stays the same, the per-device batch follows the world size (nodes x processes).",
+    ),
 ]
 
 
@@ -89,8 +104,11 @@ def _endpoint(kind: JobKind) -> Callable[..., Awaitable[JobRead]]:
             meta: MetaDep,
             settings: SettingsDep,
             processes: Processes = None,
+            nodes: Nodes = 1,
         ) -> JobRead:
-            meta = replace(meta, processes=processes or settings.gpus_per_job)
+            where = placement(settings, nodes, processes or settings.gpus_per_job)
+            await check_cluster(settings, where)
+            meta = replace(meta, processes=where.processes_per_node, placement=where)
             return await _submit(kind, request, response, database, caller, meta, settings)
 
         return submit_training
@@ -136,7 +154,7 @@ def _add_submission_routes() -> None:
             openapi_extra=request_body(kind),
             responses={
                 200: {"model": JobRead, "description": "The job an earlier request with this Idempotency-Key made"},
-                **error_responses(401, 409, 413, 415, 422, 429),
+                **error_responses(401, 409, 413, 415, 422, 429, 503),
             },
         )
 
