@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
 	# torch first and pinned: installed later as a dependency it would resolve to a multi-GB CUDA build
 	$(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -c constraints.txt -e ".[engine,service,client,dev]"
+	$(BIN)/pip install -q -c constraints.txt -e ".[engine,service,client,dev,ray]"
 	touch $(STAMP)
 
 # Postgres and Redis: the machine's when they answer, otherwise started here from installed binaries.

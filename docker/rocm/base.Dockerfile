@@ -51,7 +51,7 @@ RUN apt-get update \
 COPY pyproject.toml constraints.txt docker/requirements.py /tmp/deps/
 RUN grep -E '^torch==' /tmp/deps/constraints.txt > /tmp/deps/torch.txt \
  && pip install --index-url "${TORCH_INDEX_URL}" -r /tmp/deps/torch.txt \
- && python /tmp/deps/requirements.py --pyproject /tmp/deps/pyproject.toml engine service > /tmp/deps/requirements.txt \
+ && python /tmp/deps/requirements.py --pyproject /tmp/deps/pyproject.toml engine service ray > /tmp/deps/requirements.txt \
  && pip install -c /tmp/deps/constraints.txt -r /tmp/deps/requirements.txt \
  && python -c "import torch; assert torch.version.hip, 'not a ROCm build of torch: ' + torch.__version__; print('torch', torch.__version__, 'HIP', torch.version.hip)" \
  && rm -rf /tmp/deps

@@ -34,7 +34,7 @@ COPY --chmod=755 docker/worker-entrypoint.sh /usr/local/bin/finetuning-worker
 # alembic.ini and migrations/ next to its package. Then fail the build if the base lacks a dependency that
 # pyproject.toml now declares, rather than a job at run time.
 RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
- && python docker/requirements.py --check engine service \
+ && python docker/requirements.py --check engine service ray \
  && python -c "import worker.tasks, worker.runner, finetuning.config"
 
 # Back to the base image's user. The ids are numeric (the base's ENV APP_UID/APP_GID); hadolint cannot see that
