@@ -79,6 +79,7 @@ class SubmitMeta:
     """Job metadata that travels beside the config (query parameters and headers), never inside it."""
 
     queue: str
+    queue_named: bool = False  # the caller chose the queue (else it is the service's default)
     name: str | None = None
     label_values: list[str] = field(default_factory=list)  # key=value, parsed once the caller is authenticated
     processes: int = 1

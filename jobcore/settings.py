@@ -84,6 +84,11 @@ class ServiceSettings(BaseSettings):
         description="Where training jobs run: local (a worker's own GPUs; nodes > 1 still go to Ray) or ray (every "
         "training job on the Ray cluster).",
     )
+    ray_queue: str | None = Field(
+        default=None,
+        description="Celery queue of jobs that run on the Ray cluster and name no queue: their worker only follows "
+        "the Ray job, so a pool without GPUs serves them. Unset: the default queue.",
+    )
     ray_max_failures: int = Field(
         default=3, ge=0, description="Restarts of a Ray job's training group after a lost worker or node."
     )

@@ -42,6 +42,7 @@ async def submission_meta(
 ) -> services.SubmitMeta:
     return services.SubmitMeta(
         queue=queue or settings.default_queue,
+        queue_named=queue is not None,
         name=name,
         label_values=label or [],
         idempotency_key=idempotency_key or None,
@@ -109,6 +110,8 @@ def _endpoint(kind: JobKind) -> Callable[..., Awaitable[JobRead]]:
             where = placement(settings, nodes, processes or settings.gpus_per_job)
             await check_cluster(settings, where)
             meta = replace(meta, processes=where.processes_per_node, placement=where)
+            if where.executor == "ray" and settings.ray_queue and not meta.queue_named:
+                meta = replace(meta, queue=settings.ray_queue)  # followed by a worker that needs no GPU of its own
             return await _submit(kind, request, response, database, caller, meta, settings)
 
         return submit_training

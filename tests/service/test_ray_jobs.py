@@ -57,7 +57,8 @@ def ray_settings(settings: ServiceSettings, ray_cluster: RayCluster) -> ServiceS
         update={
             "ray_address": ray_cluster.address,
             "ray_max_failures": 2,
-            "default_queue": f"ray-{secrets.token_hex(3)}",
+            # jobs on the cluster that name no queue go here: this module's worker consumes it
+            "ray_queue": f"ray-{secrets.token_hex(3)}",
             "token_cache_seconds": 0,
         }
     )
@@ -73,7 +74,7 @@ def ray_env(settings: ServiceSettings) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ray_worker(ray_settings: ServiceSettings, service_root: Path) -> Iterator[subprocess.Popen[bytes]]:
     process = start_worker(
-        ray_settings,
+        ray_settings.model_copy(update={"default_queue": ray_settings.ray_queue}),
         service_root / "ray-worker.log",
         hostname=f"ray-{secrets.token_hex(3)}@localhost",
         env=ray_env(ray_settings),
@@ -214,6 +215,7 @@ def test_a_two_worker_job_trains_streams_and_matches_local_runs(
     job_id = submitted.json()["id"]
     resolved = submitted.json()["resolved"]
     assert resolved["executor"] == "ray"
+    assert submitted.json()["queue"] == ray_settings.ray_queue  # a worker that needs no GPU follows it
     assert (resolved["nodes"], resolved["world_size"], resolved["per_device_train_batch_size"]) == (2, 2, 4)
 
     # events arrive while it runs, not only at the end
