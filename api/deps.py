@@ -43,7 +43,7 @@ async def get_app_settings(request: Request) -> ServiceSettings:
     return settings
 
 
-def after_commit(session: Session, callback: Callable[[], None]) -> None:
+def after_commit(session: Session, callback: Callable[[], object]) -> None:
     """Run ``callback`` once the unit of work's transaction has committed; dropped if it rolls back."""
     session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 

@@ -27,6 +27,7 @@ from finetuning.redaction import references
 from finetuning.storage import S3Uri, StorageError, is_remote
 from finetuning.storage.places import newest_uploaded_checkpoint
 from jobcore import transitions
+from jobcore.executors import stop_ray_job
 from jobcore.models import TRAINING_KINDS, Job, JobEvent, JobKind, JobStatus, new_id, utcnow
 from jobcore.settings import ServiceSettings
 
@@ -244,10 +245,13 @@ def list_jobs(
     return jobs[:limit], (jobs[limit - 1].id if len(jobs) > limit else None)
 
 
-def cancel_job(session: Session, project: str, job_id: str, *, checkpoint: bool = False) -> Job:
+def cancel_job(
+    session: Session, project: str, job_id: str, *, checkpoint: bool = False, settings: ServiceSettings | None = None
+) -> Job:
     """Idempotent: a queued job is cancelled at once; a running one is asked to stop (the worker finishes it).
     ``checkpoint``: a running training job saves a checkpoint at its next step first (``artifacts.checkpoint``), so
-    that :func:`resume_job` can continue it."""
+    that :func:`resume_job` can continue it. A queued job whose Ray job trains on (its worker handed it back) has
+    that Ray job stopped once the cancel is committed."""
     job = repository.get_job(session, project, job_id, for_update=True)
     if job is None:
         raise not_found("job", job_id)
@@ -255,7 +259,10 @@ def cancel_job(session: Session, project: str, job_id: str, *, checkpoint: bool 
     if status == JobStatus.QUEUED:
         # a checkpoint an earlier run saved (it was handed back) is named: the job can be resumed from it
         saved = (job.artifacts or {}).get("checkpoint") if checkpoint else None
+        running_on_ray = (job.ray_submission or {}).get("id")
         repository.apply(session, job, transitions.cancelled_while_queued(utcnow(), saved))
+        if running_on_ray and settings is not None and settings.ray_address:
+            after_commit(session, partial(stop_ray_job, settings.ray_address, str(running_on_ray)))
     elif status == JobStatus.RUNNING:
         save = checkpoint and job.kind in TRAINING_KINDS
         repository.apply(session, job, transitions.cancel_requested(save_checkpoint=save))

@@ -5,11 +5,14 @@ on the job) and the worker (which follows it), and how the service asks whether 
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.request
 from typing import Literal
 
 from jobcore.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
 
 Executor = Literal["local", "ray"]
 
@@ -31,3 +34,16 @@ def ray_unreachable(address: str, timeout: float = RAY_CHECK_TIMEOUT_S) -> str |
         reason = getattr(exc, "reason", exc)
         return f"the Ray cluster at {address} does not answer ({reason})"
     return None
+
+
+def stop_ray_job(address: str, submission_id: str, timeout: float = RAY_CHECK_TIMEOUT_S) -> bool:
+    """Ask the Ray cluster to stop a job (its REST API, so that the API needs no Ray installed); False when it could
+    not be asked (the cluster is away: the job then runs to its end unobserved)."""
+    url = f"{address.rstrip('/')}/api/jobs/{submission_id}/stop"
+    request = urllib.request.Request(url, method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310 - the operator's own address
+            return True
+    except (urllib.error.URLError, OSError) as exc:
+        logger.warning("could not stop Ray job %s at %s: %s", submission_id, address, exc)
+        return False

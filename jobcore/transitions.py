@@ -154,6 +154,7 @@ def lost_failed(now: Any, counted: int) -> Transition:
         "error": error,
         "lease_expires_at": None,
         "updated_at": now,
+        "ray_submission": None,
     }
     event = {"status": JobStatus.FAILED.value, "error": error}
     return Transition(values, event, {"reason": "worker_lost", "outcome": "failed"}, "ended_at")
@@ -161,14 +162,20 @@ def lost_failed(now: Any, counted: int) -> Transition:
 
 def lost_cancelled(now: Any) -> Transition:
     """Its worker was lost while carrying out a cancel: the cancel is done."""
-    values = {"status": JobStatus.CANCELLED.value, "finished_at": now, "lease_expires_at": None, "updated_at": now}
+    values = {
+        "status": JobStatus.CANCELLED.value,
+        "finished_at": now,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "ray_submission": None,
+    }
     event = {"status": JobStatus.CANCELLED.value, "reason": "worker_lost"}
     return Transition(values, event, {"reason": "worker_lost", "outcome": "cancelled"}, "ended_at")
 
 
 def cancelled_while_queued(now: Any, checkpoint: str | None = None) -> Transition:
     """Cancelled before any worker took it; ``checkpoint``: one an earlier run saved, named in the event."""
-    values = {"status": JobStatus.CANCELLED.value, "cancel_requested": True, "finished_at": now}
+    values = {"status": JobStatus.CANCELLED.value, "cancel_requested": True, "finished_at": now, "ray_submission": None}
     event: dict[str, Any] = {"status": JobStatus.CANCELLED.value}
     if checkpoint:
         event["checkpoint"] = checkpoint

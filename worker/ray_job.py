@@ -26,10 +26,11 @@ from finetuning.storage.uri import S3Uri, is_remote
 
 STATUS_POLL_S = 1.0
 RECONNECT_S = 2.0
+SUBMIT_RETRY_S = 30.0
 
 
 class RayUnavailable(Exception):
-    """The Ray cluster stopped answering for longer than the service waits."""
+    """The Ray cluster did not take or find the job."""
 
 
 @dataclass
@@ -89,19 +90,21 @@ class RayJob:
         the Ray job already running. Then follow its log."""
         from ray.job_submission import JobSubmissionClient
 
-        self._client = JobSubmissionClient(self.address)
         self.events_file.unlink(missing_ok=True)  # a relay of the Ray job's log: rebuilt from it, never appended to
-        if self.attach:
-            self.log.info("attaching to Ray job %s", self.submission_id)
-        else:
-            remove_stop_request(self.stop_location)
-            self._client.submit_job(
-                entrypoint=" ".join(argv),
-                submission_id=self.submission_id,
-                runtime_env={"working_dir": str(cwd), "env_vars": env},
-                metadata={"finetuning_job": self.submission_id},
-            )
-            self.log.info("submitted Ray job %s to %s", self.submission_id, self.address)
+        try:
+            self._client = JobSubmissionClient(self.address)
+            if self.attach:
+                self.log.info("attaching to Ray job %s", self.submission_id)
+                self._client.get_job_status(self.submission_id)
+            else:
+                remove_stop_request(self.stop_location)
+                self._submit(argv, cwd, env)
+                self.log.info("submitted Ray job %s to %s", self.submission_id, self.address)
+        except Exception as exc:
+            raise RayUnavailable(
+                f"could not {'find' if self.attach else 'submit'} Ray job {self.submission_id} at {self.address}: "
+                f"{_first_line(exc)}"
+            ) from exc
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         os.close(err_w)  # the Ray job's log is one stream: everything comes as stdout
@@ -109,6 +112,30 @@ class RayJob:
         self.process = RayHandle(os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb"))
         threading.Thread(target=self._relay, name=f"ray-log-{self.submission_id}", daemon=True).start()
         return self.process
+
+    def _submit(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
+        """Submit, retrying a job server that is busy or briefly away (a submission that went through is found by
+        its id: never two)."""
+        deadline = time.monotonic() + SUBMIT_RETRY_S
+        while True:
+            try:
+                self._client.submit_job(
+                    entrypoint=" ".join(argv),
+                    submission_id=self.submission_id,
+                    runtime_env={"working_dir": str(cwd), "env_vars": env},
+                    metadata={"finetuning_job": self.submission_id},
+                )
+                return
+            except Exception as exc:
+                try:
+                    self._client.get_job_status(self.submission_id)
+                    return  # it went through before the answer was lost
+                except Exception:
+                    pass
+                if time.monotonic() > deadline:
+                    raise
+                self.log.warning("submitting Ray job %s failed, retrying: %s", self.submission_id, _first_line(exc))
+                time.sleep(RECONNECT_S)
 
     def describe(self) -> dict[str, Any]:
         return {"ray_submission_id": self.submission_id, "ray_address": self.address}
@@ -283,6 +310,10 @@ class RayJob:
         if self._stdout_w is not None:
             fd, self._stdout_w = self._stdout_w, None
             os.close(fd)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _follow(client: Any, submission_id: str) -> Any:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobcore import transitions
 from jobcore.db import transaction, unpooled_sessions
+from jobcore.executors import stop_ray_job
 from jobcore.models import ACTIVE_STATUSES, Job, JobStatus
 from jobcore.settings import ServiceSettings
 
@@ -55,8 +56,12 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
     report = Recovery()
     # unpooled: this runs in Celery's main process, which forks pool processes that must not share a connection
     with transaction(_sessions(settings.database_url)) as session:
-        to_send = _settle_lost(session, settings, report) + _waiting_too_long(session, settings, report)
+        to_stop: list[str] = []
+        to_send = _settle_lost(session, settings, report, to_stop) + _waiting_too_long(session, settings, report)
     _send(settings, dispatch or enqueue_job, to_send)  # after the commit: a worker that takes it finds it claimable
+    for submission_id in to_stop:  # ended without their worker: their Ray jobs must not train on unobserved
+        if settings.ray_address:
+            stop_ray_job(settings.ray_address, submission_id)
     for name in ("requeued", "failed", "cancelled", "redispatched"):
         if getattr(report, name):
             logger.warning("recovery: %s %s", name, ", ".join(getattr(report, name)))
@@ -66,19 +71,20 @@ def recover(settings: ServiceSettings, dispatch: Dispatch | None = None) -> Reco
 Message = tuple[str, str, float]  # job id, queue, countdown in seconds
 
 
-def _settle_lost(session: Session, settings: ServiceSettings, report: Recovery) -> list[Message]:
+def _settle_lost(session: Session, settings: ServiceSettings, report: Recovery, to_stop: list[str]) -> list[Message]:
     """Jobs whose lease expired: cancelled (a cancel was asked), failed (lost ``max_attempts`` times) or requeued
-    with a back-off; the messages of the requeued ones."""
+    with a back-off (a requeued job's Ray job trains on: the next worker attaches to it); the messages of the
+    requeued ones, and in ``to_stop`` the Ray jobs of those that ended."""
     now = transitions.db_now(session)
     # the same instant as a value, for the events and the back-off
     clock = now if isinstance(now, datetime) else session.execute(select(now)).scalar_one()
     lost = session.execute(
-        select(Job.id, Job.attempt, Job.uncounted_attempts, Job.queue, Job.cancel_requested)
+        select(Job.id, Job.attempt, Job.uncounted_attempts, Job.queue, Job.cancel_requested, Job.ray_submission)
         .where(Job.status.in_(ACTIVE_STATUSES), Job.lease_expires_at < now)
         .with_for_update(skip_locked=True)
     ).all()
     messages: list[Message] = []
-    for job_id, attempt, uncounted, queue, cancel_requested in lost:
+    for job_id, attempt, uncounted, queue, cancel_requested, ray_submission in lost:
         # hand-backs (a worker shut down cleanly) and the runs before a resume don't count
         counted = attempt - (uncounted or 0)
         delay = backoff_seconds(settings, counted)
@@ -102,6 +108,8 @@ def _settle_lost(session: Session, settings: ServiceSettings, report: Recovery) 
         outcome.append(job_id)
         if outcome is report.requeued:
             messages.append((job_id, queue, delay))
+        elif ray_submission:
+            to_stop.append(str(ray_submission["id"]))
         transitions.record(session, job_id, attempt, transition, clock)
     return messages
 

@@ -40,7 +40,7 @@ from worker import shutdown, store
 from worker.launch import EngineCommand, engine_command, ray_command, retry_config
 from worker.outcome import Outcome, decide, error
 from worker.output import EngineOutput
-from worker.ray_job import RayJob, stop_request
+from worker.ray_job import RayJob, RayUnavailable, stop_request
 from worker.supervise import EngineProcess, Stopping
 
 logger = logging.getLogger(__name__)
@@ -163,6 +163,8 @@ class JobRun:
         try:
             self.start(command, secret_env)
             return self.follow()
+        except RayUnavailable as exc:
+            return Outcome(JobStatus.FAILED, error("ray_unavailable", str(exc)))
         except LeaseLost:
             if isinstance(self.engine, RayJob):
                 self.engine.detach()  # the worker that holds the job now attaches to the Ray job

@@ -207,6 +207,7 @@ async def cancel_job(
     job_id: str,
     database: DatabaseDep,
     caller: CallerDep,
+    settings: SettingsDep,
     checkpoint: Annotated[
         bool,
         Query(
@@ -218,7 +219,9 @@ async def cancel_job(
     """Cancel a job (idempotent). A queued job is cancelled at once; a running one becomes `cancel_requested`
     until its worker has stopped it. A finished job answers 409."""
     return await database.run(
-        lambda session: job_read(services.cancel_job(session, caller.project(session), job_id, checkpoint=checkpoint))
+        lambda session: job_read(
+            services.cancel_job(session, caller.project(session), job_id, checkpoint=checkpoint, settings=settings)
+        )
     )
 
 

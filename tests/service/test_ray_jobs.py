@@ -152,7 +152,7 @@ def wait_step(caller: Caller, job_id: str, step: int, timeout: float = JOB_TIMEO
     deadline = time.monotonic() + timeout
     while logged_steps(caller, job_id) < step:
         job = caller.get(f"/v1/jobs/{job_id}").json()
-        assert job["status"] in ("queued", "running"), job
+        assert job["status"] in ("queued", "running"), (job["status"], job["error"])
         assert time.monotonic() < deadline, f"job {job_id} did not log step {step} within {timeout} s"
         time.sleep(0.5)
 
@@ -239,7 +239,8 @@ def test_a_two_worker_job_trains_streams_and_matches_local_runs(
     [process] = process_events(events)
     assert ray_job_status(ray_settings, process["ray_submission_id"]) == "SUCCEEDED"
     seqs = [e["data"]["seq"] for e in events if isinstance(e["data"].get("seq"), int)]
-    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    assert seqs == sorted(seqs)
+    assert len(seqs) == len(set(seqs))
 
     on_ray = step_losses(events)
     assert sorted(on_ray) == list(range(1, 7))
@@ -304,7 +305,8 @@ def test_a_lost_ray_worker_restarts_the_group_from_its_checkpoint(
     starts = [e for e in events if e["type"] == "run_started"]
     assert len(starts) == 2
     resumed_from = starts[-1]["data"]["config"]["resolved"]["resume_from_checkpoint"]
-    assert isinstance(resumed_from, str) and "checkpoint-" in resumed_from, resumed_from
+    assert isinstance(resumed_from, str), resumed_from
+    assert "checkpoint-" in resumed_from, resumed_from
     assert int(resumed_from.rsplit("checkpoint-", 1)[1]) >= 10
     assert max(step_losses(events)) == 40
     assert len(process_events(events)) == 1  # one Ray job: the restart was Ray Train's own
@@ -361,3 +363,108 @@ def test_the_worker_taking_over_attaches_to_the_running_ray_job(
     assert steps == list(range(1, 151))  # each step once: what the first worker stored is not stored again
     seqs = [e["data"]["seq"] for e in events if isinstance(e["data"].get("seq"), int)]
     assert len(seqs) == len(set(seqs))
+
+
+def test_a_cancel_with_checkpoint_saves_one_on_every_rank_and_the_job_resumes_from_it(
+    client: TestClient,
+    ray_settings: ServiceSettings,
+    ray_worker: subprocess.Popen[bytes],
+    tiny_model_dir: Path,
+    data_dir: Path,
+) -> None:
+    data = write_jsonl(tiny_chat_records(32), data_dir / "ray-stop.jsonl")
+    caller = Caller(client, ray_settings)
+    submitted = caller.post("/v1/jobs/sft?nodes=2", training(tiny_model_dir, data, max_steps=5000))
+    assert submitted.status_code == 201, submitted.text
+    job_id = submitted.json()["id"]
+    wait_step(caller, job_id, 3)
+    assert caller.post(f"/v1/jobs/{job_id}/cancel?checkpoint=true").status_code in (200, 202)
+    job = wait_status(caller, job_id, {"cancelled", "failed", "succeeded"}, timeout=120)
+    assert job["status"] == "cancelled", job
+    checkpoint = job["artifacts"]["checkpoint"]
+    assert "checkpoint-" in checkpoint, job["artifacts"]
+    assert Path(checkpoint).is_dir(), job["artifacts"]
+    stopped_at = int(checkpoint.rsplit("checkpoint-", 1)[1])
+    assert 3 <= stopped_at < 5000
+    [process] = process_events(all_events(caller, job_id))
+    # the engine stopped on its own terms (exit 75 through the driver), not killed
+    assert ray_job_status(ray_settings, process["ray_submission_id"]) == "FAILED"
+    stop_file = ray_settings.job_outputs(job_id) / ".stop-requested"
+
+    # resumed: a new Ray job, which does not see the old stop request, continues from the checkpoint
+    assert caller.post(f"/v1/jobs/{job_id}/resume").status_code in (200, 202)
+    wait_step(caller, job_id, stopped_at + 2)
+    assert not Path(str(stop_file)).exists()
+    events = all_events(caller, job_id)
+    assert len({p["ray_submission_id"] for p in process_events(events)}) == 2
+    starts = [e for e in events if e["type"] == "run_started"]
+    assert len(starts) == 2
+    assert str(starts[-1]["data"]["config"]["resolved"]["resume_from_checkpoint"]).endswith(f"checkpoint-{stopped_at}")
+    assert caller.post(f"/v1/jobs/{job_id}/cancel").status_code in (200, 202)
+    assert wait_status(caller, job_id, {"cancelled", "failed", "succeeded"}, timeout=60)["status"] == "cancelled"
+
+
+def test_a_cluster_that_goes_away_mid_run_fails_the_job_with_a_clear_error(
+    settings: ServiceSettings, service_root: Path, tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    cluster = RayCluster(tmp_path / "ray-logs", num_cpus=4)
+    cluster.start()
+    queue = f"ray-gone-{secrets.token_hex(3)}"
+    gone = settings.model_copy(
+        update={"ray_address": cluster.address, "default_queue": queue, "ray_unreachable_seconds": 15.0}
+    )
+    worker = start_worker(
+        gone,
+        service_root / "ray-gone.log",
+        hostname=f"rg-{secrets.token_hex(3)}@localhost",
+        env={**ray_env(gone), "FINETUNING_RAY_UNREACHABLE_SECONDS": "15"},
+    )
+    try:
+        with TestClient(create_app(gone.model_copy(update={"token_cache_seconds": 0}))) as client:
+            caller = Caller(client, gone)
+            data = write_jsonl(tiny_chat_records(32), data_dir / "ray-gone.jsonl")
+            submitted = caller.post("/v1/jobs/sft?nodes=2", training(tiny_model_dir, data, max_steps=5000))
+            assert submitted.status_code == 201, submitted.text
+            job_id = submitted.json()["id"]
+            wait_step(caller, job_id, 2)
+            cluster.stop()
+            job = wait_status(caller, job_id, {"cancelled", "failed", "succeeded"}, timeout=90)
+            assert job["status"] == "failed", job
+            assert job["error"]["code"] == "ray_unavailable"
+            assert cluster.address in job["error"]["message"]
+            # and new multi-node jobs are refused at once while it is away
+            refused = caller.post("/v1/jobs/sft?nodes=2", training(tiny_model_dir, data, max_steps=2))
+            assert refused.status_code == 503, refused.text
+    finally:
+        stop_worker(worker)
+        cluster.stop()
+
+
+def test_a_stopping_worker_leaves_the_ray_job_running_and_a_cancel_while_queued_stops_it(
+    client: TestClient, ray_settings: ServiceSettings, service_root: Path, tiny_model_dir: Path, data_dir: Path
+) -> None:
+    queue = f"ray-back-{secrets.token_hex(3)}"
+    own = ray_settings.model_copy(update={"default_queue": queue})
+    data = write_jsonl(tiny_chat_records(32), data_dir / "ray-back.jsonl")
+    caller = Caller(client, ray_settings)
+    worker = start_worker(
+        own, service_root / "ray-back.log", hostname=f"rb-{secrets.token_hex(3)}@localhost", env=ray_env(own)
+    )
+    try:
+        submitted = caller.post(f"/v1/jobs/sft?nodes=2&queue={queue}", training(tiny_model_dir, data, max_steps=5000))
+        assert submitted.status_code == 201, submitted.text
+        job_id = submitted.json()["id"]
+        wait_step(caller, job_id, 2)
+    finally:
+        stop_worker(worker)  # a warm shutdown: the job is handed back at once
+    job = caller.get(f"/v1/jobs/{job_id}").json()
+    assert job["status"] == "queued", job
+    [submission] = ray_submissions(own, job_id)
+    assert ray_job_status(own, submission) == "RUNNING"  # it does not need the worker
+
+    assert caller.post(f"/v1/jobs/{job_id}/cancel").status_code in (200, 202)
+    assert caller.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+    deadline = time.monotonic() + 30
+    while ray_job_status(own, submission) != "STOPPED":
+        assert time.monotonic() < deadline, "the cancelled job's Ray job still runs"
+        time.sleep(0.5)
