@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi fuzz clean chaos bench bench-service
+.PHONY: install test test-fast lint lint-docker demo demo-engine serve openapi fuzz clean chaos bench bench-service bench-data
 
 install: $(STAMP)
 
@@ -51,6 +51,11 @@ demo: install
 # writes bench/results/cpu.json. On a GPU: .venv/bin/python bench/sft_throughput.py --device cuda (bench/README.md).
 bench: install
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 $(BIN)/python bench/sft_throughput.py --device cpu
+
+# SFT data preparation at 20k, 200k and 1M generated rows, the engine next to stock TRL (wall, rows/s, peak memory of
+# the process tree, a second run on a warm cache; ~20 min on 2 cores): prints a table, writes bench/results/data_cpu.md
+bench-data: install
+	$(BIN)/python bench/data_throughput.py
 
 # The API under load next to a bare FastAPI + INSERT + Redis endpoint, both under uvicorn with 2 workers, against a
 # Postgres and a Redis (started here when missing, as for make test): submissions closed and open loop, GETs, SSE

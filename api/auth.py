@@ -75,6 +75,14 @@ class Caller:
     token_digest: str | None
     cache: TokenCache | None = None
 
+    def label(self, session: Session) -> str | None:
+        """Who is acting, for records such as "set by": the token's name and prefix (never the token); None when
+        authentication is disabled."""
+        if self.token_digest is None:
+            return None
+        token = session.scalar(select(ApiToken).where(ApiToken.token_hash == self.token_digest))
+        return None if token is None else f"{token.name or 'token'} ({token.prefix}...)"
+
     def project(self, session: Session) -> str:
         if self.token_digest is None:
             return DEFAULT_PROJECT

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field
 
-from finetuning.config import DPOConfig, GenerateConfig, SFTConfig, StrictModel
+from finetuning.config import DPOConfig, GenerateConfig, GRPOConfig, SFTConfig, StrictModel
 from finetuning.config.paths import ModelPath
 from jobcore.models import Job, JobKind
 
@@ -29,7 +29,7 @@ class AdapterConversionRequest(StrictModel):
     job that made it keeps its output unchanged."""
 
     adapter: ModelPath = Field(description="Adapter folder or job:<id> of the training job that made it.")
-    training_config: SFTConfig | DPOConfig | None = Field(
+    training_config: SFTConfig | DPOConfig | GRPOConfig | None = Field(
         default=None,
         description="The config the adapter was trained with; taken from the training job when adapter is job:<id>.",
     )
@@ -38,6 +38,7 @@ class AdapterConversionRequest(StrictModel):
 REQUEST_MODELS: dict[JobKind, type[StrictModel]] = {
     JobKind.SFT: SFTConfig,
     JobKind.DPO: DPOConfig,
+    JobKind.GRPO: GRPOConfig,
     JobKind.MERGE: MergeRequest,
     JobKind.ADAPTER_CONVERSION: AdapterConversionRequest,
     JobKind.GENERATE: GenerateConfig,
@@ -47,6 +48,7 @@ REQUEST_MODELS: dict[JobKind, type[StrictModel]] = {
 DEFAULT_ARTIFACT: dict[JobKind, str] = {
     JobKind.SFT: "final_checkpoint",
     JobKind.DPO: "final_checkpoint",
+    JobKind.GRPO: "final_checkpoint",
     JobKind.MERGE: "model_path",
     JobKind.ADAPTER_CONVERSION: "adapter_path",
     JobKind.GENERATE: "output",

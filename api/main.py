@@ -25,6 +25,7 @@ from api.streams import EventHub, StreamTiming
 from jobcore.db import libpq_url, session_factory
 from jobcore.logs import redact_logs, use_json_logs
 from jobcore.settings import ServiceSettings, get_settings
+from jobcore.webhooks.sender import start_sender_thread
 
 logger = logging.getLogger("api")
 
@@ -32,6 +33,11 @@ TAGS = [
     {"name": "jobs", "description": "Submit finetuning, merge, adapter-conversion and generate jobs; read, cancel."},
     {"name": "events", "description": "Follow a job: its events (paged or Server-Sent Events), log, metrics, output."},
     {"name": "health", "description": "Liveness and readiness."},
+    {
+        "name": "webhooks",
+        "description": "Endpoints that receive the project's job events (job.started, job.checkpoint_saved, job.eval, "
+        "job.succeeded, job.failed, job.cancelled), signed the Standard Webhooks way, with a delivery log.",
+    },
 ]
 # uvicorn's loggers have handlers of their own (and do not propagate): JSON logs reformat them too
 SERVER_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
@@ -68,10 +74,14 @@ def create_app(
                 "project 'default'. Use this for a local demo only. !!!"
             )
         listener = asyncio.get_running_loop().create_task(app.state.event_hub.listen())
+        # every API process sends webhooks too (as every worker does): they go out even while no worker runs
+        stop_sender = start_sender_thread(settings) if settings.webhook_sender else None
         try:
             yield
         finally:
             listener.cancel()
+            if stop_sender is not None:
+                stop_sender.set()
 
     app = FastAPI(
         title="Silogen finetuning",

@@ -38,14 +38,16 @@ def _config_schemas() -> tuple[dict[JobKind, dict[str, Any]], dict[str, Any]]:
     return by_kind, top.get("$defs", {})
 
 
-def request_body(kind: JobKind) -> dict[str, Any]:
-    """``openapi_extra`` for a submission route: the kind's config as JSON or YAML."""
+def request_body(kind: JobKind, *, optional: bool = False) -> dict[str, Any]:
+    """``openapi_extra`` for a submission route: the kind's config as JSON or YAML (``optional``: left out when the
+    config comes from elsewhere, ``from_manifest``)."""
     ref = _config_schemas()[0][kind]
+    optional_note = " Required, except with `from_manifest` (which takes none)." if optional else ""
     return {
         "requestBody": {
-            "required": True,
+            "required": not optional,
             "description": "The job's config, exactly the engine's YAML format: as JSON, or as YAML with "
-            "`Content-Type: application/yaml` (an existing config file can be posted as is).",
+            "`Content-Type: application/yaml` (an existing config file can be posted as is)." + optional_note,
             "content": {"application/json": {"schema": ref}, "application/yaml": {"schema": ref}},
         }
     }

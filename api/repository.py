@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from jobcore.models import Job, JobEvent
 from jobcore.transitions import JOB_EVENT, Transition
+from jobcore.webhooks import outbox
 
 MAX_EVENT_ID = 2**63 - 1  # the largest value of the event id column (BIGINT; SQLite INTEGER)
 
@@ -85,11 +86,12 @@ def add_job(session: Session, job: Job) -> None:
 
 
 def apply(session: Session, job: Job, transition: Transition) -> None:
-    """Carry out a state change on a job this session holds (locked ``FOR UPDATE``, or just created): its values and
-    its ``job`` event."""
+    """Carry out a state change on a job this session holds (locked ``FOR UPDATE``, or just created): its values,
+    its ``job`` event and the webhooks that event makes (a cancel while queued)."""
     for name, value in transition.values.items():
         setattr(job, name, value)
-    add_event(session, job, JOB_EVENT, transition.event_for(job.attempt or 0))
+    event = add_event(session, job, JOB_EVENT, transition.event_for(job.attempt or 0))
+    outbox.enqueue(session, job.id, [(event.type, event.data)])
 
 
 def add_event(session: Session, job: Job, type_: str, data: dict[str, Any]) -> JobEvent:

@@ -34,7 +34,8 @@ YAML_MEDIA_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/ya
 MAX_YAML_NODES = safe_yaml.MAX_YAML_VALUES
 # What a hub id looks like (org/name or name); anything else that is not on disk is an error, never a download.
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
-ENGINE_YAML_KINDS = (JobKind.SFT, JobKind.DPO, JobKind.GENERATE)  # the worker writes their config as the engine's YAML
+# the worker writes their config as the engine's YAML
+ENGINE_YAML_KINDS = (JobKind.SFT, JobKind.DPO, JobKind.GRPO, JobKind.GENERATE)
 # What a tracking URI that names a local store (a folder or a SQLite file) starts with
 LOCAL_STORE_PREFIXES = ("file:", "sqlite:", "/", ".", "~")
 _CHOSEN_BY_THE_SERVICE = "names a file or folder, which this service chooses itself: leave it out"

@@ -72,6 +72,11 @@ class JobAttempt(BaseModel):
     lost_seconds: float | None = Field(
         default=None, description="Wall-clock (GPU) seconds those lost steps took this run."
     )
+    ray_restarts: int | None = Field(
+        default=None,
+        description="A run on a Ray cluster: how many times Ray Train restarted its training group (a lost Ray "
+        "worker or node) from the newest checkpoint.",
+    )
 
 
 class LostWork(BaseModel):
@@ -116,8 +121,8 @@ class JobRead(BaseModel):
     resolved: dict[str, Any] = Field(
         description="What runs: `config` (paths in force, outputs under the job's folder), `num_processes`, "
         "`training_config` (adapter conversion), `upgrades` (fields of the original engine's libraries that were "
-        "read in today's spelling: `param`, `replacement`, `reason`) and, once running, `engine` (e.g. computed "
-        "batch sizes)."
+        "read in today's spelling: `param`, `replacement`, `reason`), `rerun_of` (a rerun: the job whose manifest it "
+        "reruns), `warnings` and, once running, `engine` (e.g. computed batch sizes)."
     )
     inputs: dict[str, JobInput] = Field(description="Config path -> the earlier job output it was chained to.")
     error: JobError | None
@@ -140,8 +145,8 @@ class EventRead(BaseModel):
         default=None, description="The run of the job that wrote it (0: before any run; null: from an older version)."
     )
     type: str = Field(
-        description="An engine event type (run_started, phase, metrics, eval, progress, checkpoint, storage, log, "
-        "status), "
+        description="An engine event type (run_started, phase, metrics, eval, progress, preprocessing, checkpoint, "
+        "storage, manifest, log, status), "
         "or `log` with {stream, line} for an output line, or `job` with {status, attempt} for a service transition."
     )
     data: dict[str, Any]
@@ -201,6 +206,119 @@ class JobMetrics(BaseModel):
         description="With include_superseded=true: the points earlier runs logged after the checkpoint a later run "
         "resumed from (the lost timeline), each with its attempt.",
     )
+
+
+class ManifestInput(BaseModel):
+    """One file or folder the run read, as it was when the run read it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    param: str = Field(
+        description="The config location that names it, e.g. `data_conf.training_data.datasets[0].path`."
+    )
+    value: str = Field(description="What the config names: a path, a hub id, or the `s3://` URI.")
+    uri: str | None = Field(default=None, description="The bucket object or prefix it was downloaded from.")
+    path: str | None = Field(default=None, description="Where the run read it (a bucket input: its local copy).")
+    kind: str | None = Field(default=None, description="`file`, `folder` or `hub` (a hub model, from the hub cache).")
+    sha256: str | None = Field(
+        default=None,
+        description="A file's SHA-256; a folder's: SHA-256 over `<name>\\0<sha256>\\n` of each file, sorted by name "
+        "(hidden files left out).",
+    )
+    bytes: int | None = None
+    revision: str | None = Field(default=None, description="A hub model's commit.")
+    files: dict[str, dict[str, Any]] | None = Field(
+        default=None, description="A folder's files: name -> sha256, bytes."
+    )
+    error: str | None = Field(default=None, description="Why it could not be hashed, if it could not.")
+
+
+class JobManifest(BaseModel):
+    """A job's reproducibility manifest: what its engine run recorded once its data and model were loaded."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    kind: JobKind
+    attempt: int | None = Field(default=None, description="The run of the job that wrote it (the newest run's).")
+    recorded_at: datetime
+    rerun_of: str | None = Field(
+        default=None, description="The job this one reruns (`POST /v1/jobs/{kind}?from_manifest=<id>`)."
+    )
+    method: str = Field(description="sft, dpo or generate.")
+    config: dict[str, Any] = Field(
+        description="The config as run, in its YAML form, with every value the engine chose made concrete (seeds, a "
+        "hub model's commit, `auto` values, the training arguments it picks for the machine). Secrets are masked."
+    )
+    pins: dict[str, Any] = Field(description="Config location -> the value made concrete in `config`.")
+    seeds: dict[str, Any] = Field(description="Config location -> seed (training, data order, data mixing, split).")
+    resolved: dict[str, Any] = Field(
+        description="What the engine computed: per-device batch sizes, accumulation, learning rate, output folder, "
+        "the checkpoint resumed (generate: its generation config)."
+    )
+    training_arguments: dict[str, Any] | None = Field(
+        default=None, description="The trainer's arguments as it ran with them (sft, dpo)."
+    )
+    inputs: list[ManifestInput]
+    versions: dict[str, str | None] = Field(
+        description="Python, torch, transformers, trl, peft, accelerate, bitsandbytes, datasets, ... and "
+        "silogen-finetuning; null when not installed."
+    )
+    machine: dict[str, Any] = Field(
+        description="hostname, image (`FINETUNING_IMAGE`, `FINETUNING_IMAGE_REVISION`, `FINETUNING_IMAGE_DIGEST`), "
+        "world_size, processes_per_node, cuda / hip / cudnn versions, gpu_count and gpus (name, memory, capability)."
+    )
+    determinism: dict[str, Any] = Field(default_factory=dict)
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="Where the job's runs disagree (an input, a version or the machine changed between attempts), "
+        "and where a rerun differs from the job it reruns.",
+    )
+
+
+class PlanProblemRow(BaseModel):
+    file: str
+    line: int | None = Field(description="1-based line of the record (JSONL), or where its JSON array element starts.")
+    kind: str = Field(
+        description="not_json, not_utf8, not_an_object, bad_role, invalid_record, template_error, missing_chosen, "
+        "missing_rejected, empty_assistant_turn, no_assistant_turn, too_long_filtered, truncated, prompt_truncated, "
+        "completion_truncated."
+    )
+    reason: str
+    skipped: bool = Field(description="A bad row: the run skips it (within data_conf.max_bad_rows) or fails on it.")
+
+
+class PlanProblems(BaseModel):
+    total: int
+    by_kind: dict[str, int]
+    rows: list[PlanProblemRow] = Field(description="The first 1000, by file and line.")
+
+
+class PlanReport(BaseModel):
+    """A pre-flight plan (``dry_run=true``, ``finetuning plan``): what the run would do, measured on its data with its
+    own tokenizer, template, masking, filtering and packing. See docs/plan.md for every field."""
+
+    model_config = ConfigDict(extra="allow")
+
+    plan_version: int
+    kind: str
+    data: dict[str, Any] = Field(description="The files read, and whether counts are extrapolated from a sample.")
+    problems: PlanProblems
+    statistics: dict[str, Any] = Field(
+        description="train (and validation): rows, tokens, mean/p50/p95/max length, truncated, filtered, loss tokens "
+        "and their share; packing: rows and efficiency (null unpacked)."
+    )
+    resolved: dict[str, Any] = Field(
+        description="Batch sizes, accumulation and learning rate, as the run resolves them."
+    )
+    steps: dict[str, Any] = Field(description="Rows per epoch, steps per epoch, total optimizer steps.")
+    model: dict[str, Any]
+    memory: dict[str, Any] = Field(description="Bytes per device by kind, and a verdict per GPU.")
+    time: dict[str, Any] = Field(
+        description="FLOPs and durations: the CPU's from a measured throughput, each GPU's from an ASSUMED MFU."
+    )
+    verdicts: list[str] = Field(description="What would stop or spoil the run, in words.")
+    elapsed_s: float
 
 
 class Health(BaseModel):

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api import repository, secret_service
+from api import manifests, repository, secret_service
 from api.deps import after_commit
 from api.errors import ApiError, not_found
 from api.jobkinds import training_output_dir
@@ -86,6 +86,8 @@ class SubmitMeta:
     processes: int = 1
     placement: Placement | None = None  # a training job's: where it runs
     idempotency_key: str | None = None
+    from_manifest: str | None = None  # rerun this job of the project with its config as it ran (no body)
+    allow_changed_inputs: bool = False  # a rerun whose local inputs changed since is submitted anyway
 
 
 def submit_job(
@@ -103,7 +105,15 @@ def submit_job(
         existing = repository.get_job_by_idempotency_key(session, project, meta.idempotency_key)
         if existing is not None:
             return _replayed(existing, kind), False
-    data = parse_body(body, content_type)
+    rerun = None
+    if meta.from_manifest:
+        manifests.refuse_body(body, meta.from_manifest)
+        rerun = manifests.rerun(
+            session, project, kind, meta.from_manifest, allow_changed_inputs=meta.allow_changed_inputs
+        )
+        data = rerun.data
+    else:
+        data = parse_body(body, content_type)
     env_secrets = secret_service.take_env_secrets(data)
     config = validate_config(kind, data)
     job_id = new_id()
@@ -119,9 +129,12 @@ def submit_job(
     if env_secrets:
         # as references: what names a secret is never masked as one
         resolved["env_secrets"] = {variable: f"${{secrets.{name}}}" for variable, name in env_secrets.items()}
-    warning = found.warning()
-    if warning:
-        resolved["warnings"] = [warning]
+    warnings = [warning] if (warning := found.warning()) else []
+    if rerun is not None:
+        resolved["rerun_of"] = rerun.job_id
+        warnings += rerun.warnings
+    if warnings:
+        resolved["warnings"] = warnings
     if kind == JobKind.ADAPTER_CONVERSION:
         resolved["training_config"] = plan.training_config
     if plan.overridden:
@@ -282,7 +295,11 @@ def resume_job(session: Session, settings: ServiceSettings, project: str, job_id
     if job is None:
         raise not_found("job", job_id)
     if job.kind not in TRAINING_KINDS:
-        raise ApiError(409, "not_resumable", f"job {job.id} is a {job.kind} job; only sft and dpo jobs can be resumed")
+        raise ApiError(
+            409,
+            "not_resumable",
+            f"job {job.id} is a {job.kind} job; only training jobs (sft, dpo, grpo) can be resumed",
+        )
     if job.status not in (JobStatus.CANCELLED, JobStatus.FAILED):
         raise ApiError(
             409, "not_resumable", f"job {job.id} is {job.status}; only a cancelled or failed job can be resumed"

@@ -156,8 +156,12 @@ for p in "${platforms[@]}"; do
   if [[ -z "${base_tag}" ]]; then
     build "docker/${p}/base.Dockerfile" "${base_image}"
   fi
-  build "docker/${p}/worker.Dockerfile" "${registry}/silogen-finetuning-${p}-worker:${tag}" \
-    --build-arg "BASE_IMAGE=${base_image}"
+  worker_image="${registry}/silogen-finetuning-${p}-worker:${tag}"
+  # the image's name and commit, for each run's manifest (docs/manifest.md)
+  build "docker/${p}/worker.Dockerfile" "${worker_image}" \
+    --build-arg "BASE_IMAGE=${base_image}" \
+    --build-arg "FINETUNING_IMAGE=${worker_image}" \
+    --build-arg "FINETUNING_IMAGE_REVISION=${revision}"
 done
 
 if [[ "${build_api}" -eq 1 ]]; then

@@ -50,6 +50,8 @@ class EventType(StrEnum):
     PROGRESS = "progress"
     PREPROCESSING = "preprocessing"  # data preparation: progress, rows/s, ETA, cache hits, skipped bad rows
     CHECKPOINT = "checkpoint"
+    SAMPLES = "samples"  # GRPO: a few sampled completions of a logging step, with each grader's reward
+    MANIFEST = "manifest"  # once per run: the config made concrete, input hashes, versions, machine (docs/manifest.md)
     LOG = "log"
     STATUS = "status"
 
@@ -64,7 +66,7 @@ class RunStatus(StrEnum):
 
 # -- commands and their environment ----------------------------------------------------------------------------------
 
-TRAINING_COMMANDS: frozenset[str] = frozenset({"sft", "dpo"})
+TRAINING_COMMANDS: frozenset[str] = frozenset({"sft", "dpo", "grpo"})
 """The engine commands that train: they save a checkpoint when asked to stop and can resume from one."""
 
 EVENTS_FILE_ENV = "FINETUNING_EVENTS_FILE"

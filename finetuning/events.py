@@ -14,7 +14,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -144,8 +144,48 @@ class EventWriter:
             eta_s=None if eta_s is None else round(eta_s, 3),
         )
 
+    def preprocessing(
+        self,
+        *,
+        stage: str,
+        state: Literal["progress", "done"],
+        rows: int,
+        rows_total: int | None,
+        elapsed_s: float,
+        eta_s: float | None = None,
+        cache: Literal["hit", "miss", "partial"] | None = None,
+        bad_rows: int = 0,
+    ) -> dict[str, Any] | None:
+        """How far a data preparation ``stage`` is (``tokenizing``, ``packing``); ``rows_per_second`` and ``percent``
+        are computed here (null when unknown)."""
+        percent = round(min(100.0, 100.0 * rows / rows_total), 2) if rows_total else None
+        return self.emit(
+            EventType.PREPROCESSING,
+            stage=stage,
+            state=state,
+            rows=rows,
+            rows_total=rows_total,
+            percent=percent,
+            rows_per_second=round(rows / elapsed_s, 1) if elapsed_s > 0 and rows else None,
+            elapsed_s=round(elapsed_s, 3),
+            eta_s=None if eta_s is None else round(eta_s, 3),
+            cache=cache,
+            bad_rows=bad_rows,
+        )
+
     def checkpoint(self, *, step: int, path: Path | str) -> dict[str, Any] | None:
         return self.emit(EventType.CHECKPOINT, step=step, path=str(path))
+
+    def samples(self, *, step: int, samples: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+        """A few completions sampled at a logging step (GRPO), each ``{prompt, completion, rewards: {grader:
+        reward}, reward}`` (``reward``: the weighted total the run learns from)."""
+        return self.emit(EventType.SAMPLES, step=step, samples=[dict(sample) for sample in samples])
+
+    def manifest(self, **fields: Any) -> dict[str, Any] | None:
+        """The run's reproducibility manifest (docs/manifest.md), built by :func:`finetuning.manifest.emit_manifest`:
+        ``method``, ``job_id``, ``config``, ``pins``, ``seeds``, ``resolved``, ``training_arguments``, ``inputs``,
+        ``versions``, ``machine``, ``determinism``."""
+        return self.emit(EventType.MANIFEST, **fields)
 
     def log(self, level: LogLevel, message: str) -> dict[str, Any] | None:
         """A message worth showing the user beside the metrics (e.g. a warning about the data)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from finetuning.config.data import ConcatenationInput, DataConf, WeightedMixInput
-from finetuning.config.jobs import DPOConfig, SFTConfig
+from finetuning.config.jobs import DPOConfig, GRPOConfig, SFTConfig
 from finetuning.config.model import PretrainedPeftConf
 from finetuning.errors import FinetuningError
 from finetuning.models import model_reference_problem
@@ -37,7 +37,7 @@ def dataset_paths(data_conf: DataConf) -> list[tuple[str, str]]:
     return found
 
 
-def preflight_training(config: SFTConfig | DPOConfig) -> None:
+def preflight_training(config: SFTConfig | DPOConfig | GRPOConfig) -> None:
     problems: list[tuple[str, str]] = []
     references = [("run_conf.model", config.run_conf.model)]
     if config.run_conf.tokenizer:

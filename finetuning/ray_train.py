@@ -72,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: no engine arguments after --", file=sys.stderr)  # noqa: T201
         return EXIT_BAD_INPUT
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # read before Ray starts anything: the ranks get the config from here, not from a working folder of their own
+    config_files = _config_files(engine_args)
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
@@ -87,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "stop_file": args.stop_file,
             "run": run,
             # the job's working folder on the driver's node: the config files, read by every rank's copy of it
-            "config_files": _config_files(engine_args),
+            "config_files": config_files,
         },
         # gloo for the rendezvous only, whatever the engines use (NCCL on GPUs)
         torch_config=TorchConfig(backend="gloo"),
@@ -132,7 +134,9 @@ def _config_files(engine_args: list[str]) -> dict[str, str]:
     """The config file the command names (its last argument), as text: Ray workers on other nodes get their own copy
     of the job's working folder, and a restart writes a changed copy."""
     path = Path(engine_args[-1])
-    return {path.name: path.read_text(encoding="utf-8")} if path.is_file() else {}
+    if not path.is_file():
+        raise FileNotFoundError(f"the Ray job's working folder {Path.cwd()} holds no {path}: {sorted(os.listdir())}")
+    return {path.name: path.read_text(encoding="utf-8")}
 
 
 def _train_loop(config: dict[str, Any]) -> None:

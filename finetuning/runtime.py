@@ -31,6 +31,9 @@ class RunOptions:
     num_preprocess_workers: int = 4
     tracking: TrackingCli = field(default_factory=TrackingCli)
     events_file: Path | None = None
+    # bucket inputs the config named and the run reads from local copies: config location -> the s3:// URI (the run's
+    # manifest names them so, beside the hash of the copy it read)
+    input_uris: dict[str, str] = field(default_factory=dict)
 
 
 def is_main_process() -> bool:

@@ -71,6 +71,24 @@ class EngineSettings(BaseSettings):
         validation_alias="MLFLOW_TRACKING_URI",
         description="MLflow tracking URI; used only when neither the CLI nor the config sets one. Default: none.",
     )
+    image: str | None = Field(
+        default=None,
+        validation_alias="FINETUNING_IMAGE",
+        description="The container image this runs in, as built (REGISTRY/NAME:TAG; the worker images set it). "
+        "Recorded in each run's manifest. Default: none.",
+    )
+    image_revision: str | None = Field(
+        default=None,
+        validation_alias="FINETUNING_IMAGE_REVISION",
+        description="The commit the image was built from (the worker images set it). Recorded in each run's "
+        "manifest. Default: none.",
+    )
+    image_digest: str | None = Field(
+        default=None,
+        validation_alias="FINETUNING_IMAGE_DIGEST",
+        description="The image's content digest (sha256:...), set by the deployment that pulled it by digest (an "
+        "image cannot hold its own digest). Recorded in each run's manifest. Default: none.",
+    )
 
     job_id: str | None = Field(
         default=None,

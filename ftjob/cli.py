@@ -135,8 +135,8 @@ def cmd_submit(args: argparse.Namespace, ctx: Context) -> int:
     for label in args.label:
         if "=" not in label:
             raise UsageError(f"--label {label!r}: expected key=value")
-    if args.processes is not None and args.kind not in ("sft", "dpo"):
-        raise UsageError("--processes applies to sft and dpo jobs only")
+    if args.processes is not None and args.kind not in ("sft", "dpo", "grpo"):
+        raise UsageError("--processes applies to training jobs (sft, dpo, grpo) only")
     body, content_type = _read_config(args.config)
     job, created = ctx.client.submit(
         args.kind,
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--name", help="a name for people")
     sub.add_argument("--label", action="append", default=[], metavar="KEY=VALUE", help="a label (repeatable)")
     sub.add_argument("--queue", help="the worker queue (GPU pool); default: the service's")
-    sub.add_argument("--processes", type=int, help="training processes (GPUs) for sft and dpo")
+    sub.add_argument("--processes", type=int, help="training processes (GPUs) for sft, dpo and grpo")
     sub.add_argument("--idempotency-key", help="a retry with the same key returns the first job, not a new one")
     sub.add_argument("--wait", action="store_true", help="wait for the job to end; the exit code tells how")
     sub.add_argument("--follow", action="store_true", help="wait and show progress live (implies --wait)")

@@ -14,7 +14,7 @@ from ftjob import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
-KINDS = ("sft", "dpo", "merge", "adapter-conversion", "generate")
+KINDS = ("sft", "dpo", "grpo", "merge", "adapter-conversion", "generate")
 
 
 @dataclass

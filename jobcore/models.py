@@ -1,5 +1,5 @@
-"""The tables: jobs, their events (the log, metrics, phases, in order), API tokens and project secrets. Shared with
-the worker."""
+"""The tables: jobs, their events (the log, metrics, phases, in order), API tokens, project secrets and webhooks
+(endpoints, the deliveries to them, each delivery's attempts). Shared with the worker."""
 
 from __future__ import annotations
 
@@ -19,8 +19,10 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -43,6 +45,8 @@ EventId = BigInteger().with_variant(Integer(), "sqlite")
 EVENTS_CHANNEL = "job_events"
 # the event a run that continued from a checkpoint writes: which, and what of an earlier run it repeats
 RESUMED_EVENT = "resumed"
+# the event type of a job's own transitions (``jobcore.transitions``): {"status", "attempt", ...}
+JOB_EVENT = "job"
 
 
 def utcnow() -> datetime:
@@ -78,6 +82,7 @@ ACTIVE_STATUSES = (JobStatus.RUNNING.value, JobStatus.CANCEL_REQUESTED.value)
 class JobKind(StrEnum):
     SFT = "sft"
     DPO = "dpo"
+    GRPO = "grpo"
     MERGE = "merge"
     ADAPTER_CONVERSION = "adapter-conversion"
     GENERATE = "generate"
@@ -179,3 +184,71 @@ class Secret(Base):
     updated_by: Mapped[str | None] = mapped_column(String(200))  # the API token (its name and prefix) that set it
 
     __table_args__ = (UniqueConstraint("project", "name", name="uq_secrets_project_name"),)
+
+
+class WebhookEndpoint(Base):
+    """A URL of a project that receives its jobs' events (``jobcore.webhooks``), signed with the endpoint's secret
+    (encrypted like project secrets; during a rotation the previous one signs too, until it expires)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    project: Mapped[str] = mapped_column(String(100), index=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    description: Mapped[str | None] = mapped_column(String(500))
+    event_types: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    secret_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(200))  # the API token (its name and prefix)
+
+
+class WebhookDelivery(Base):
+    """One event for one endpoint: the message (``id`` is its ``webhook-id``, ``body`` the exact bytes signed and sent
+    on every attempt) and where its delivery stands. Written in the transaction of the event it reports (an outbox),
+    sent by :mod:`jobcore.webhooks.sender`; ``seq`` orders a job's deliveries to an endpoint."""
+
+    __tablename__ = "webhook_deliveries"
+
+    seq: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40), unique=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending, succeeded, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # in a row, since the last (re)send
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    give_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # set by the first attempt
+    leased_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # a sender is sending it
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_id_seq", "endpoint_id", "seq"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_endpoint_id_job_id_status", "endpoint_id", "job_id", "status"),
+    )
+
+
+class WebhookAttempt(Base):
+    """One try to send a delivery: when, the answer's status code or the error, how long it took, the first bytes of
+    the answer."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(EventId, primary_key=True, autoincrement=True)
+    delivery_seq: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.seq", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    response: Mapped[str | None] = mapped_column(String(1000))  # an excerpt of the answer's body

@@ -74,6 +74,15 @@ class ServiceSettings(BaseSettings):
     default_queue: str = Field(default="gpu", description="Celery queue of jobs that name none.")
     worker_concurrency: int = Field(default=1, ge=1, description="Jobs one worker runs at once (one per GPU group).")
     gpus_per_job: int = Field(default=1, ge=1, description="Processes launched per training job (accelerate).")
+    plan_max_rows: int = Field(
+        default=200_000,
+        ge=1,
+        description="A dry run (POST /v1/jobs/{kind}?dry_run=true) reads at most this many rows of each JSONL file "
+        "and extrapolates the rest (the report says so).",
+    )
+    plan_timeout_seconds: float = Field(
+        default=300.0, gt=0, description="A dry run's plan that takes longer is stopped (503 plan_timeout)."
+    )
     ray_address: str | None = Field(
         default=None,
         description="A Ray cluster's job-submission address (http://ray-head:8265): jobs with nodes > 1 run there as "
@@ -166,6 +175,46 @@ class ServiceSettings(BaseSettings):
     engine_python: str | None = Field(
         default=None, description="Python that runs the engine CLIs (default: the worker's own interpreter)."
     )
+    # -- webhooks ---------------------------------------------------------------------------------------------------
+    webhook_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts and networks webhooks may be sent to besides public addresses (JSON list): host names "
+        "(hooks.internal, or *.internal for its subdomains), addresses and networks (10.1.2.3, 10.0.0.0/8, "
+        "fd00::/8). A webhook URL whose host resolves to a loopback, private, link-local, multicast or reserved "
+        "address is refused unless its host or every address it resolves to is listed.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="How long one webhook request may take (connect, send, answer)."
+    )
+    webhook_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="The wait before a failed webhook delivery is retried, doubled after each further failure (with "
+        "jitter), at most webhook_retry_max_seconds.",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=3600.0, gt=0, description="The longest wait between two attempts of a webhook delivery."
+    )
+    webhook_retry_window_seconds: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="A webhook delivery is retried until this long after its first attempt, then marked failed "
+        "(POST .../redeliver sends it again).",
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle webhook sender looks for deliveries that are due."
+    )
+    webhook_sender: bool = Field(
+        default=True,
+        description="Run a webhook sender in this process (each API process and each worker runs one; any number "
+        "may run at once).",
+    )
+    webhook_log_retention_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Finished webhook deliveries (and their attempts) older than this are removed from the delivery "
+        "log. 0: kept forever.",
+    )
     # -- operations: metrics, logs, links -----------------------------------------------------------------------
     metrics_enabled: bool = Field(
         default=True,
@@ -210,6 +259,14 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _absolute_roots(cls, value: list[Path | S3Uri]) -> list[Path | S3Uri]:
         return [p.expanduser().resolve() if isinstance(p, Path) else p for p in value]
+
+    @field_validator("webhook_allowed_hosts", mode="after")
+    @classmethod
+    def _webhook_hosts(cls, value: list[str]) -> list[str]:
+        from jobcore.webhooks.urls import parse_allowed
+
+        parse_allowed(value)  # raises ValueError naming a malformed entry
+        return value
 
     @property
     def roots(self) -> list[Path]:

@@ -1,7 +1,7 @@
 """Every change of a job's state, written once: for each transition the row's new values, the ``job`` event that
 tells it, and the change to the attempt's history entry (``jobs.attempts``). The API, the worker's store and recovery
 build a :class:`Transition` here and only carry it out inside their own fences (the row lock, the attempt token),
-then :func:`record` its event and history in the same transaction.
+then :func:`record` its event, its webhooks (:mod:`jobcore.webhooks.outbox`) and history in the same transaction.
 
 Row values may hold SQL expressions (``now``: the database's clock on Postgres, see :func:`db_now`)."""
 
@@ -15,9 +15,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from finetuning.contract import EventType
-from jobcore.models import Job, JobEvent, JobStatus, utcnow
-
-JOB_EVENT = "job"  # the event type of a job's own transitions
+from jobcore.models import JOB_EVENT, Job, JobEvent, JobStatus, utcnow
+from jobcore.webhooks import outbox
 
 Stamp = Literal["started_at", "ended_at"]
 
@@ -220,9 +219,9 @@ def resumed(attempt: int, artifacts: dict[str, Any], checkpoint: str) -> Transit
 def record(session: Session, job_id: str, attempt: int, transition: Transition, at: Any = None) -> None:
     """After the job row was updated (in this transaction, which holds its lock): the ``job`` event, and the
     attempt's history entry stamped with ``at``, the transition's time."""
-    session.execute(
-        insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=transition.event_for(attempt), attempt=attempt)
-    )
+    data = transition.event_for(attempt)
+    session.execute(insert(JobEvent).values(job_id=job_id, type=JOB_EVENT, data=data, attempt=attempt))
+    outbox.enqueue(session, job_id, [(JOB_EVENT, data)])  # its webhooks, in the same transaction
     if transition.entry is not None:
         changes = dict(transition.entry)
         if transition.stamp is not None:

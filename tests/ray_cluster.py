@@ -27,6 +27,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def node_ports() -> list[str]:
+    """Free ports for a node's agents: their defaults (52365 for the dashboard agent among them) are taken by any
+    other Ray node on this machine, and a head without its agent takes no jobs ("No available agent")."""
+    return [
+        "--dashboard-agent-listen-port",
+        str(free_port()),
+        "--dashboard-agent-grpc-port",
+        str(free_port()),
+        "--metrics-export-port",
+        str(free_port()),
+        "--runtime-env-agent-port",
+        str(free_port()),
+    ]
+
+
 class RayCluster:
     def __init__(self, log_dir: Path, *, num_cpus: int = 4, env: dict[str, str] | None = None) -> None:
         self.log_dir = log_dir
@@ -75,6 +90,7 @@ class RayCluster:
             "--temp-dir",
             self.temp_dir,
             "--disable-usage-stats",
+            *node_ports(),
         ]
         self.nodes.append(self._spawn(head, "ray-head.log"))
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -84,6 +100,26 @@ class RayCluster:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"the Ray head did not answer within {START_TIMEOUT_S} s")
+            time.sleep(0.5)
+        self.wait_for_job_agent(deadline)
+
+    def wait_for_job_agent(self, deadline: float) -> None:
+        """A new head answers before its job agent is up ("No available agent to submit job"): a trivial job that
+        runs to its end says the cluster takes jobs."""
+        from ray.job_submission import JobSubmissionClient
+
+        client = JobSubmissionClient(self.address)
+        while True:
+            try:
+                submission = client.submit_job(entrypoint="true")
+                break
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1.0)
+        while not client.get_job_status(submission).is_terminal():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Ray cluster took a job but did not run it")
             time.sleep(0.5)
 
     def add_node(self, num_cpus: int = 2) -> subprocess.Popen[bytes]:
@@ -103,10 +139,29 @@ class RayCluster:
             "--object-store-memory",
             str(100 * 1024 * 1024),
             "--disable-usage-stats",
+            *node_ports(),
         ]
         process = self._spawn(node, f"ray-node-{len(self.nodes)}.log")
         self.nodes.append(process)
         return process
+
+    def kill_node(self, process: subprocess.Popen[bytes]) -> None:
+        """A node lost at once: ``kill -9`` of its raylet and of every process it started (its Ray workers and the
+        engines they run), found by parentage (Ray workers may leave the node's process group)."""
+        import psutil
+
+        try:
+            doomed = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            doomed = []
+        for victim in doomed:
+            try:
+                victim.kill()
+            except psutil.NoSuchProcess:
+                pass
+        process.wait()
+        if process in self.nodes:
+            self.nodes.remove(process)
 
     def answers(self) -> bool:
         try:
@@ -124,7 +179,12 @@ class RayCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with (self.log_dir / log_name).open("ab") as log:
             return subprocess.Popen(
-                argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
 
 

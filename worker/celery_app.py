@@ -90,6 +90,9 @@ def __getattr__(name: str) -> Celery:
         from worker.recovery import install_recovery
 
         install_recovery(settings)  # lost workers' jobs and vanished messages are found and sent again
+        from worker.webhooks import install_webhook_sender
+
+        install_webhook_sender(settings)  # job events go out to the projects' webhook endpoints
         from worker.shutdown import install_shutdown
 
         install_shutdown()  # a worker asked to stop hands its running job back (with a checkpoint) and exits

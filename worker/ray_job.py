@@ -26,7 +26,7 @@ from finetuning.storage.uri import S3Uri, is_remote
 
 STATUS_POLL_S = 1.0
 RECONNECT_S = 2.0
-SUBMIT_RETRY_S = 30.0
+SUBMIT_RETRY_S = 60.0  # a head that just started has no job agent for a while ("No available agent")
 
 
 class RayUnavailable(Exception):
@@ -82,6 +82,7 @@ class RayJob:
         self._stopped = False
         self._detached = False
         self._stdout_w: int | None = None
+        self._seen: set[tuple[int, Any, Any]] = set()
 
     # -- the runner's surface (EngineProcess's) ---------------------------------------------------------------------
 
@@ -278,6 +279,11 @@ class RayJob:
             return
         if not isinstance(event, dict):
             return
+        # a line Ray's log forwarding delivered twice (two log monitors tailing one file) is the same event
+        identity = (self.launches, event.get("seq"), event.get("time"))
+        if identity in self._seen:
+            return
+        self._seen.add(identity)
         # numbered on across the group's restarts (each starts its own events file): one increasing sequence
         self.seq += 1
         if self.seq <= self.skip_seq:

@@ -145,6 +145,7 @@ class JobRun:
             cancel_grace_seconds=settings.cancel_grace_seconds,
         )
         self.pending: list[store.Event] = []  # read, not yet stored
+        self.ray_restarts = 0  # Ray Train's restarts of the group counted so far
         self.lease_valid_until = time.monotonic() + settings.lease_seconds
 
     # -- the run ---------------------------------------------------------------------------------------------------
@@ -165,9 +166,11 @@ class JobRun:
             return self.follow()
         except RayUnavailable as exc:
             return Outcome(JobStatus.FAILED, error("ray_unavailable", str(exc)))
-        except LeaseLost:
+        except (LeaseLost, SystemExit, KeyboardInterrupt):
+            # another worker holds the job now, or this process is being ended (the job is then recovered): the worker
+            # that takes it attaches to the Ray job
             if isinstance(self.engine, RayJob):
-                self.engine.detach()  # the worker that holds the job now attaches to the Ray job
+                self.engine.detach()
             raise
         finally:
             # whatever happened (an error, a lost lease), nothing the job started outlives this call, except a Ray
@@ -355,6 +358,7 @@ class JobRun:
                 self.log.warning("the worker is shutting down: stopping the job to hand it back")
                 self.stopping.stop("shutdown")
             self.stopping.tick(now, reported=self.output.events.final_status is not None)
+            self.count_ray_restarts()
             if now >= next_renewal:
                 next_renewal = now + self.settings.heartbeat_seconds
                 next_cancel_check = now + CANCEL_POLL_S
@@ -383,6 +387,18 @@ class JobRun:
         if outcome.status == JobStatus.SUCCEEDED and returncode != 0:
             self.log.warning("the engine reported success but exited with %s", returncode)
         return outcome
+
+    def count_ray_restarts(self) -> None:
+        """A Ray Train restart (the group started again after a lost Ray worker or node) goes into the attempt's
+        history as ``ray_restarts``."""
+        if not isinstance(self.engine, RayJob) or self.engine.launches <= 1 + self.ray_restarts:
+            return
+        restarts = self.engine.launches - 1
+        if not self.with_db_retry(
+            lambda: store.record_ray_restarts(self.settings, self.claim.job_id, self.claim.attempt, restarts)
+        ):
+            raise LeaseLost
+        self.ray_restarts = restarts
 
     def check(self, call: Callable[[ServiceSettings, str, int], store.LeaseState], *, renewal: bool) -> None:
         """Renew the lease (or just read it); stop on a lost lease, start the cancel when one is requested."""

@@ -30,6 +30,7 @@ from jobcore.db import session_scope
 from jobcore.models import ACTIVE_STATUSES, RESUMED_EVENT, Job, JobEvent, JobStatus
 from jobcore.settings import ServiceSettings
 from jobcore.transitions import db_now, logged_step
+from jobcore.webhooks import outbox
 
 # The fields of an engine ``progress`` event that make up ``job.progress``.
 PROGRESS_FIELDS = ("step", "total_steps", "percent", "elapsed_s", "eta_s")
@@ -198,6 +199,8 @@ def append_events(settings: ServiceSettings, job_id: str, attempt: int, events: 
                 start = index + 1
         if start < len(stored):
             session.execute(insert(JobEvent), stored[start:])
+        # the webhooks of checkpoints and evaluations, in the same transaction
+        outbox.enqueue(session, job_id, [(event["type"], event["data"]) for event in stored])
     return True
 
 
@@ -329,6 +332,23 @@ def record_ray_submission(settings: ServiceSettings, job_id: str, attempt: int, 
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0))
+
+
+def record_ray_restarts(settings: ServiceSettings, job_id: str, attempt: int, restarts: int) -> bool:
+    """Count Ray Train's restarts of the training group (a lost Ray worker or node) in this attempt's history entry
+    (``ray_restarts``); False when the attempt no longer holds the job."""
+    with session_scope(settings.database_url) as session:
+        row = session.execute(
+            update(Job)
+            .where(_held(job_id, attempt))
+            .values(updated_at=db_now(session))
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        ).first()
+        if row is None:
+            return False
+        transitions.record_attempt(session, job_id, attempt, {"ray_restarts": restarts})
+    return True
 
 
 def last_engine_seq(settings: ServiceSettings, job_id: str) -> int:

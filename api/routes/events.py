@@ -1,4 +1,5 @@
-"""A job's events (paged JSON or Server-Sent Events), its log, its metric series and a generate job's output."""
+"""A job's events (paged JSON or Server-Sent Events), its log, its metric series, its checkpoints, its
+reproducibility manifest and a generate job's output."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from api import results, services
+from api import manifests, results, services
 from api.auth import Caller, CallerDep
 from api.deps import DatabaseDep
 from api.errors import ApiError, error_responses
-from api.schemas import CheckpointPage, EventPage, EventRead, JobMetrics
+from api.schemas import CheckpointPage, EventPage, EventRead, JobManifest, JobMetrics
 from api.streams import log_stream, sse_stream
 
 router = APIRouter(prefix="/jobs/{job_id}", tags=["events"])
@@ -197,5 +198,26 @@ async def list_job_checkpoints(
     def work(session: Session) -> CheckpointPage:
         rows, cursor = results.list_job_checkpoints(session, caller.project(session), job_id, after=after, limit=limit)
         return CheckpointPage.model_validate({"data": rows, "next": cursor})
+
+    return await database.run(work)
+
+
+@router.get(
+    "/manifest",
+    name="get_job_manifest",
+    summary="Get a job's reproducibility manifest",
+    response_model=JobManifest,
+    responses=error_responses(401, 404),
+)
+async def get_job_manifest(job_id: str, database: DatabaseDep, caller: CallerDep) -> JobManifest:
+    """What it takes to run the job again and get the same (docs/manifest.md): its config as it ran (every value
+    the engine chose made concrete), the seeds, the SHA-256 of every data file and of the model (or a hub model's
+    commit), the library versions, the image, the accelerators and the world size. Written by sft, dpo and generate
+    jobs once their data and model are loaded (404 `manifest_not_ready` before; 404 `no_manifest` for merge and
+    adapter-conversion jobs); a job that ran more than once serves its newest run's, with `warnings` where its runs
+    disagree. `POST /v1/jobs/{kind}?from_manifest={job_id}` reruns it."""
+
+    def work(session: Session) -> JobManifest:
+        return JobManifest.model_validate(manifests.job_manifest(session, caller.project(session), job_id))
 
     return await database.run(work)

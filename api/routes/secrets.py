@@ -8,14 +8,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import secret_service
 from api.auth import Caller, CallerDep
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import error_responses
-from jobcore.models import ApiToken
 from jobcore.secrets import SecretInfo
 
 router = APIRouter(prefix="/secrets", tags=["secrets"])
@@ -51,10 +49,7 @@ def _read(info: SecretInfo) -> SecretRead:
 
 def _by(session: Session, caller: Caller) -> str | None:
     """Who is setting a secret: the token's name and prefix (never the token)."""
-    if caller.token_digest is None:
-        return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == caller.token_digest))
-    return None if token is None else f"{token.name or 'token'} ({token.prefix}...)"
+    return caller.label(session)
 
 
 @router.post(

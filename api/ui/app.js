@@ -7,7 +7,8 @@ const TOKEN_KEY = "finetuning-token";
 const POLL_MS = 3000;
 const MAX_LOG_PAGES = 20; // the page shows at most the newest 5,000 lines; GET /v1/jobs/{id}/logs has them all
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
-const KINDS = ["sft", "dpo", "generate", "merge", "adapter-conversion"];
+const KINDS = ["sft", "dpo", "grpo", "generate", "merge", "adapter-conversion"];
+const TRAINING_KINDS = ["sft", "dpo", "grpo"];
 const STATUSES = ["queued", "running", "cancel_requested", "succeeded", "failed", "cancelled"];
 
 let cleanup = []; // what the current view started (timers, streams): stopped when the view changes
@@ -228,7 +229,7 @@ async function jobPage(jobId) {
       ...(job.error ? [el("div", { class: "error" }, el("span", {}, "error"), `${job.error.code}: ${job.error.message}`)]
         : []));
     cancel.disabled = TERMINAL.has(job.status) || job.status === "cancel_requested";
-    resume.disabled = !["failed", "cancelled"].includes(job.status) || !["sft", "dpo"].includes(job.kind);
+    resume.disabled = !["failed", "cancelled"].includes(job.status) || !TRAINING_KINDS.includes(job.kind);
     config.textContent = JSON.stringify((job.resolved && job.resolved.config) || job.config, null, 2);
     artifacts.replaceChildren(...Object.entries(job.artifacts || {}).map(([name, value]) =>
       el("tr", {}, el("td", {}, name), el("td", {}, String(value)))));
@@ -236,7 +237,7 @@ async function jobPage(jobId) {
   show(job);
 
   async function loadCheckpoints() {
-    if (!["sft", "dpo"].includes(job.kind)) return;
+    if (!TRAINING_KINDS.includes(job.kind)) return;
     const answer = await api("GET", `${path}/checkpoints?limit=200`);
     if (!answer.ok) return;
     checkpoints.replaceChildren(...answer.json.data.map((c) => el("tr", { testid: "checkpoint-row" },

@@ -43,6 +43,14 @@ RUN pip install --no-cache-dir --no-deps --no-build-isolation -e . \
 USER ${APP_UID}:${APP_GID}
 ENV FINETUNING_DEFAULT_QUEUE=gpu
 
+# What the image is, recorded in each run's reproducibility manifest (docs/manifest.md): docker/build-and-push.sh
+# passes the image's name and the commit it was built from. An image cannot hold its own digest: a deployment that
+# pulls it by digest sets FINETUNING_IMAGE_DIGEST=sha256:... in the worker's environment.
+ARG FINETUNING_IMAGE=""
+ARG FINETUNING_IMAGE_REVISION=""
+ENV FINETUNING_IMAGE=${FINETUNING_IMAGE} \
+    FINETUNING_IMAGE_REVISION=${FINETUNING_IMAGE_REVISION}
+
 ENTRYPOINT ["tini", "--", "finetuning-worker"]
 # The worker answers a ping through the broker (its main process does, also while a job runs in its pool).
 HEALTHCHECK --interval=60s --timeout=30s --start-period=60s --retries=3 \

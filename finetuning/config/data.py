@@ -94,3 +94,10 @@ class DataConf(StrictModel):
     chat_template_name: ChatTemplateName = ChatTemplateName.MISTRAL_WITH_SYSTEM
     padding_side: Literal["right", "left"] = "right"
     missing_pad_token_strategy: MissingPadTokenStrategy = MissingPadTokenStrategy.BOS_REPURPOSE
+    max_bad_rows: int = Field(
+        default=0,
+        ge=0,
+        description="Records that are not valid (not JSON, not a record of data_type, not renderable by the chat "
+        "template) skipped across all data files before the run fails; 0 fails on the first one. Every bad row is "
+        "named by file and line.",
+    )

@@ -10,10 +10,19 @@ from pydantic import Field, model_validator
 from finetuning.config import legacy, startup
 from finetuning.config.base import ConfigIssue, StrictModel
 from finetuning.config.data import DataConf, DataType
+from finetuning.config.graders import Grader, check_unique_names
 from finetuning.config.model import ModelArgs, NoQuantizationConf, PeftConf, QuantConf, RunConf
 from finetuning.config.paths import DataFile, ModelPath
 from finetuning.config.tracking import TrackingConf
-from finetuning.config.training import BatchsizeConf, DPOTrainingArgs, Overrides, SFTArgs, SFTTrainingArgs
+from finetuning.config.training import (
+    BatchsizeConf,
+    DPOTrainingArgs,
+    GRPOArgs,
+    GRPOTrainingArgs,
+    Overrides,
+    SFTArgs,
+    SFTTrainingArgs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +166,48 @@ class DPOConfig(StrictModel):
         )
 
 
+class GRPOConfig(StrictModel):
+    """Reinforcement finetuning with GRPO (``finetuning grpo config.yaml``): for each prompt of the data the model
+    samples ``grpo_args.num_generations`` answers, the built-in ``graders`` score each one, and the model learns from
+    how each answer scored against the others for its prompt. Data rows hold ``messages`` (the prompt, rendered with
+    ``data_conf.chat_template_name``) and any reference fields the graders read (``{{item.FIELD}}``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _today_spelling(cls, data: Any) -> Any:
+        return legacy.upgraded(data, "grpo")
+
+    method: Literal["grpo"] = "grpo"
+    data_conf: DataConf
+    training_args: GRPOTrainingArgs
+    batchsize_conf: BatchsizeConf
+    peft_conf: PeftConf
+    run_conf: RunConf
+    grpo_args: GRPOArgs = Field(default_factory=GRPOArgs)
+    graders: list[Grader] = Field(
+        min_length=1,
+        description="How each answer is scored: the run's reward is the weighted sum (graders[].weight) of these "
+        "graders' rewards, each in [0, 1].",
+    )
+    overrides: Overrides = Field(default_factory=Overrides)
+    tracking: TrackingConf | None = None
+    quant_conf: QuantConf = Field(default_factory=NoQuantizationConf)
+
+    @model_validator(mode="after")
+    def _derived(self) -> GRPOConfig:
+        check_unique_names(self.graders)
+        # rows are conversations (the prompt) with extra reference fields
+        _force_data_type(self.data_conf, DataType.CHAT_CONVERSATION)
+        return self
+
+    def startup_problems(self) -> list[ConfigIssue]:
+        return (
+            startup.training_arguments_problems(self.training_args)
+            + startup.trainer_problems(self)
+            + startup.grpo_trainer_problems(self)
+        )
+
+
 class GenerateModelConf(StrictModel):
     model: ModelPath
     model_args: ModelArgs = Field(default_factory=ModelArgs)
@@ -208,4 +259,9 @@ class GenerateConfig(StrictModel):
     )
 
 
-CONFIG_CLASSES: dict[str, type[StrictModel]] = {"sft": SFTConfig, "dpo": DPOConfig, "generate": GenerateConfig}
+CONFIG_CLASSES: dict[str, type[StrictModel]] = {
+    "sft": SFTConfig,
+    "dpo": DPOConfig,
+    "grpo": GRPOConfig,
+    "generate": GenerateConfig,
+}

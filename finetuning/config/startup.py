@@ -14,7 +14,7 @@ from finetuning.config.base import ConfigIssue
 
 if TYPE_CHECKING:
     from finetuning.config.hf_training_args import HFTrainingArguments
-    from finetuning.config.jobs import DPOConfig, SFTConfig
+    from finetuning.config.jobs import DPOConfig, GRPOConfig, SFTConfig
 
 # DPOTrainer: losses that have an f-divergence generalization (the others keep reverse KL)
 F_DIVERGENCE_LOSSES = frozenset({"sigmoid", "sigmoid_norm", "hinge", "ipo", "exo_pair", "robust", "discopop", "sft"})
@@ -92,7 +92,7 @@ def _multiple(save_steps: float, eval_steps: float) -> bool:
     return step != 0 and round(save_steps * scale) % step == 0
 
 
-def trainer_problems(config: SFTConfig | DPOConfig) -> list[ConfigIssue]:
+def trainer_problems(config: SFTConfig | DPOConfig | GRPOConfig) -> list[ConfigIssue]:
     """``Trainer.__init__``'s refusals that depend on the config alone."""
     args = config.training_args
     found: list[ConfigIssue] = []
@@ -191,3 +191,44 @@ def _targets_lm_head(peft_kwargs: dict[str, Any]) -> bool:
     if isinstance(targets, str):
         return targets == "lm_head"
     return isinstance(targets, list) and "lm_head" in targets
+
+
+def grpo_trainer_problems(config: GRPOConfig) -> list[ConfigIssue]:
+    """``GRPOConfig.__post_init__``'s and ``GRPOTrainer.__init__``'s refusals (TRL 1) that need no model or data."""
+    grpo, args = config.grpo_args, config.training_args
+    found: list[ConfigIssue] = []
+    total = config.batchsize_conf.total_train_batch_size
+    if total % grpo.num_generations:
+        found.append(
+            ConfigIssue(
+                "batchsize_conf.total_train_batch_size",
+                f"GRPO batches count completions, whole groups of grpo_args.num_generations ({grpo.num_generations}) "
+                f"per prompt: {total} is not a multiple of {grpo.num_generations}",
+            )
+        )
+    if grpo.loss_type == "luspo" and grpo.importance_sampling_level != "sequence":
+        found.append(
+            ConfigIssue(
+                "grpo_args.importance_sampling_level",
+                "loss_type: luspo is a sequence-level loss: set importance_sampling_level: sequence",
+            )
+        )
+    if grpo.use_vllm is True and args.use_cpu:
+        found.append(ConfigIssue("grpo_args.use_vllm", "vLLM generates on a GPU: use_vllm: true needs use_cpu: false"))
+    if args.remove_unused_columns:
+        found.append(
+            ConfigIssue(
+                "training_args.remove_unused_columns",
+                "GRPO's graders read the data rows' reference fields, which remove_unused_columns: true would drop: "
+                "remove it",
+            )
+        )
+    if args.auto_find_batch_size:
+        found.append(
+            ConfigIssue(
+                "training_args.auto_find_batch_size",
+                "GRPO batches must hold whole groups of completions, which halving the batch breaks: set "
+                "batchsize_conf.max_per_device_train_batch_size instead",
+            )
+        )
+    return found

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from finetuning.data.errors import DataError
-from finetuning.data.loading import load_records
-from finetuning.data.mixing import build_training_records, concatenate, interleave, normalise_weights
+from finetuning.data.loading import BadRows, load_records
+from finetuning.data.mixing import build_training_records, concatenate, interleave, mix_indices, normalise_weights
 from finetuning.data.records import ChatConversation, DirectPreference, Message
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ _LAZY = {
 
 __all__ = [
     "PREPROCESS_VERSION",
+    "BadRows",
     "ChatConversation",
     "DataError",
     "DirectPreference",
@@ -43,6 +44,7 @@ __all__ = [
     "concatenate",
     "interleave",
     "load_records",
+    "mix_indices",
     "normalise_weights",
     "prepare_sft_datasets",
     "preprocess_sft",

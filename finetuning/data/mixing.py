@@ -14,6 +14,9 @@ Interleaving rules (``interleave``), reproducing the original engine's
   used in full at least once.
 
 Both are deterministic for a given seed; the round-robin does not use the seed.
+
+``interleave`` mixes lists of records (preference data, small inputs); :func:`mix_indices` computes the same order as
+an index array from the sources' sizes alone, for data held in Arrow (SFT): the same draws, the same stopping step.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from finetuning.config.data import ConcatenationInput, WeightedMixInput
-from finetuning.data.loading import load_records
+from finetuning.data.loading import BadRows, load_records
 
 T = TypeVar("T")
 
@@ -83,10 +86,59 @@ def interleave(sources: Sequence[Sequence[T]], weights: Sequence[float] | None, 
     return out
 
 
-def build_training_records(conf: ConcatenationInput | WeightedMixInput) -> list[dict[str, Any]]:
+def mix_indices(sizes: Sequence[int], weights: Sequence[float] | None, seed: int) -> np.ndarray:
+    """:func:`interleave` of sources of ``sizes`` items as indices into their concatenation (int64).
+
+    ``interleave(sources, weights, seed) == [flat[i] for i in mix_indices([len(s) for s in sources], weights, seed)]``
+    where ``flat`` is the sources concatenated, sources of weight 0 included (their items are never picked).
+    """
+    if weights is None:
+        weights = [1.0] * len(sizes)
+    if len(weights) != len(sizes):
+        raise ValueError(f"got {len(weights)} weights for {len(sizes)} sources")
+    normalise_weights(weights)  # validates: negative, non-finite, zero sum
+    offsets = np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))])
+    kept = [(int(offsets[i]), int(size), weight) for i, (size, weight) in enumerate(zip(sizes, weights, strict=True))]
+    kept = [source for source in kept if source[2] > 0]
+    if any(size == 0 for _, size, _ in kept):
+        raise ValueError("a source with a positive weight is empty")
+
+    if all(weight == 1.0 for _, _, weight in kept):
+        rounds = np.arange(max(size for _, size, _ in kept), dtype=np.int64)
+        # one column per source, one row per round: read row by row
+        return np.stack([start + rounds % size for start, size, _ in kept], axis=1).reshape(-1)
+
+    probabilities = normalise_weights([weight for _, _, weight in kept])
+    rng = np.random.default_rng(seed)
+    drawn = np.zeros(len(kept), dtype=np.int64)  # items taken from each source so far
+    unfinished = set(range(len(kept)))
+    blocks: list[np.ndarray] = []
+    while True:
+        choices = rng.choice(len(kept), size=_DRAW_BLOCK, p=probabilities)
+        block = np.empty(_DRAW_BLOCK, dtype=np.int64)
+        finished_at: list[int] = []  # the step within the block on which a source is used up
+        for source, (start, size, _) in enumerate(kept):
+            steps = np.flatnonzero(choices == source)
+            block[steps] = start + (drawn[source] + np.arange(len(steps))) % size
+            if source in unfinished and drawn[source] + len(steps) >= size:
+                finished_at.append(int(steps[size - drawn[source] - 1]))
+                unfinished.discard(source)
+            drawn[source] += len(steps)
+        if not unfinished:
+            # drawing stops right after the step that used up the last source
+            blocks.append(block[: max(finished_at) + 1])
+            return np.concatenate(blocks)
+        blocks.append(block)
+
+
+def build_training_records(
+    conf: ConcatenationInput | WeightedMixInput, bad_rows: BadRows | None = None
+) -> list[dict[str, Any]]:
     """Load every file of ``conf`` (validated as ``conf.data_type``) and join them as configured."""
     if isinstance(conf, ConcatenationInput):
-        return concatenate([load_records(ref.path, conf.data_type) for ref in conf.datasets])
+        return concatenate([load_records(ref.path, conf.data_type, bad_rows) for ref in conf.datasets])
     # Weight-0 files are not read at all: a placeholder entry need not exist.
-    sources = [load_records(ref.path, conf.data_type) if ref.sampling_weight > 0 else [] for ref in conf.datasets]
+    sources = [
+        load_records(ref.path, conf.data_type, bad_rows) if ref.sampling_weight > 0 else [] for ref in conf.datasets
+    ]
     return interleave(sources, [ref.sampling_weight for ref in conf.datasets], conf.seed)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, NoneInput
-from finetuning.data.loading import load_records
+from finetuning.data.loading import BadRows, load_records
 from finetuning.data.mixing import build_training_records, concatenate
 
 if TYPE_CHECKING:
@@ -59,11 +59,14 @@ def prepare_preference_datasets(data_conf: DataConf, *, unpaired: bool) -> tuple
     training = data_conf.training_data
     if training.data_type not in (DataType.DIRECT_PREFERENCE, DataType.UNPAIRED_PREFERENCE):
         raise ValueError(f"preference training needs preference records, not {training.data_type}")
-    records = build_training_records(training)
+    bad_rows = BadRows(data_conf.max_bad_rows)  # across the training and validation files
+    records = build_training_records(training, bad_rows)
 
     def rows(chosen: list[dict[str, Any]]) -> Dataset:
         return Dataset.from_list(to_trl_rows(chosen, training.data_type, unpaired=unpaired))
 
+    if summary := bad_rows.summary():
+        logger.warning("%s", summary)
     validation = data_conf.validation_data
     if isinstance(validation, NoneInput):
         return rows(records), None
@@ -73,7 +76,7 @@ def prepare_preference_datasets(data_conf: DataConf, *, unpaired: bool) -> tuple
         return rows([records[i] for i in train_part["index"]]), rows([records[i] for i in eval_part["index"]])
     assert isinstance(validation, ConcatenationInput)
     return rows(records), rows(
-        concatenate([load_records(ref.path, validation.data_type) for ref in validation.datasets])
+        concatenate([load_records(ref.path, validation.data_type, bad_rows) for ref in validation.datasets])
     )
 
 

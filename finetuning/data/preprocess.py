@@ -3,6 +3,11 @@
 Steps (the original engine's order): render each conversation with the tokenizer's chat template, tokenize
 (truncating with ``truncate``), drop over-long examples with ``filter``, split off validation data, and sort
 validation data longest first (so an out-of-memory batch shows up on the first evaluation step, not hours in).
+
+:func:`prepare_sft_datasets` (the engine's path) works on Arrow from the file onwards: every data file is tokenized
+once into memory-mapped shards (:mod:`finetuning.data.sources`, cached by content), and the mix, the filter, the
+split and the ordering are index arrays over them (:func:`finetuning.data.mixing.mix_indices`), so memory does not
+grow with the data. :func:`preprocess_sft` tokenizes a list of records (small inputs, tests) by the same rules.
 """
 
 from __future__ import annotations
@@ -21,32 +26,30 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import datasets
 import numpy as np
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset
 
-from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, NoneInput
-from finetuning.data.mixing import build_training_records
-from finetuning.tokenizer import SpecialTokenFraming
+from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, NoneInput, WeightedMixInput
+from finetuning.data.encoding import SFT_FEATURES, SFTEncoder
+from finetuning.data.loading import BadRows
+from finetuning.data.mixing import mix_indices
+from finetuning.data.progress import StageProgress
+from finetuning.data.sources import TokenizedSource, tokenize_sources
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from finetuning.config.training import SFTArgs
+    from finetuning.events import EventWriter
 
 logger = logging.getLogger(__name__)
 
 # Bump whenever the output of preprocess_sft changes for the same inputs, so stale cache entries are not reused.
-PREPROCESS_VERSION = 1
+# 2: int32 ids, int8 mask, int32 length (SFT_FEATURES)
+PREPROCESS_VERSION = 2
 
 LengthHandling = Literal["filter", "truncate"]
 
-# Fixed column types, so that the result does not depend on type inference (or on num_proc).
-SFT_FEATURES = Features(
-    {
-        "input_ids": List(Value("int64")),
-        "attention_mask": List(Value("int64")),
-        "length": Value("int64"),
-    }
-)
+__all__ = ["SFT_FEATURES"]
 
 _META_FILE = "preprocess.json"
 _DATASET_DIR = "dataset"
@@ -148,30 +151,13 @@ def _conversation_json(record: dict[str, Any]) -> str:
 def _tokenize_batch(
     batch: dict[str, list[Any]], tokenizer: PreTrainedTokenizerBase, max_seq_length: int, truncate: bool
 ) -> dict[str, list[Any]]:
-    texts = [_render(tokenizer, json.loads(c)) for c in batch["conversation"]]
     # One BOS at the start, the same rule DPO's tokenization follows: the template's own where it renders one,
     # otherwise the tokenizer's; plus the training-mode EOS (finetuning.tokenizer.SpecialTokenFraming).
-    framing = SpecialTokenFraming.of(tokenizer)
-    encoded = tokenizer(texts, add_special_tokens=False)
-    input_ids = [
-        framing.frame(
-            ids,
-            with_suffix=True,
-            max_length=max_seq_length if truncate else None,
-            truncation_side=tokenizer.truncation_side,
-        )
-        for ids in encoded["input_ids"]
-    ]
+    encoder = SFTEncoder(tokenizer, max_seq_length=max_seq_length, truncate=truncate, fast_backend=False)
+    input_ids = encoder.encode([encoder.render(json.loads(c)) for c in batch["conversation"]])
     # no padding here: every token is attended to
     attention_mask = [[1] * len(ids) for ids in input_ids]
     return {"input_ids": input_ids, "attention_mask": attention_mask, "length": [len(ids) for ids in input_ids]}
-
-
-def _render(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, Any]]) -> str:
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
-    if not isinstance(text, str):  # only a list of conversations or tokenize=True give anything else
-        raise TypeError(f"apply_chat_template returned {type(text).__name__}, expected str")
-    return text
 
 
 def sft_fingerprint(
@@ -256,7 +242,17 @@ def split_validation(dataset: Dataset, conf: AutoSplitInput) -> tuple[Dataset, D
 
     Both parts keep the dataset's order; the choice depends only on ``conf.seed`` and ``len(dataset)``.
     """
-    total = len(dataset)
+    train_indices, val_indices = split_positions(len(dataset), conf)
+    # keep_in_memory: indices mappings are small, and a memory-mapped (cached) dataset would otherwise get
+    # indices files written into its cache folder.
+    return (
+        dataset.select(train_indices, keep_in_memory=True),
+        dataset.select(val_indices, keep_in_memory=True),
+    )
+
+
+def split_positions(total: int, conf: AutoSplitInput) -> tuple[np.ndarray, np.ndarray]:
+    """The positions (sorted) of :func:`split_validation`'s training and validation parts of ``total`` examples."""
     if total < 2:
         raise ValueError(
             f"cannot auto-split {total} training example(s) into training and validation data: need at least 2"
@@ -264,14 +260,7 @@ def split_validation(dataset: Dataset, conf: AutoSplitInput) -> tuple[Dataset, D
     # The small epsilon stops float noise (0.1 * 30 == 3.0000000000000004) from adding an example.
     n_val = min(total - 1, max(1, math.ceil(total * conf.ratio - 1e-9)))
     permutation = np.random.default_rng(conf.seed).permutation(total)
-    val_indices = np.sort(permutation[:n_val])
-    train_indices = np.sort(permutation[n_val:])
-    # keep_in_memory: indices mappings are small, and a memory-mapped (cached) dataset would otherwise get
-    # indices files written into its cache folder.
-    return (
-        dataset.select(train_indices, keep_in_memory=True),
-        dataset.select(val_indices, keep_in_memory=True),
-    )
+    return np.sort(permutation[n_val:]), np.sort(permutation[:n_val])
 
 
 def sort_longest_first(dataset: Dataset) -> Dataset:
@@ -283,8 +272,10 @@ def sort_longest_first(dataset: Dataset) -> Dataset:
 
 
 def _lengths(dataset: Dataset) -> np.ndarray:
-    # Through the arrow format so that an indices mapping (select, split) is honoured; dataset.data is not.
-    return dataset.with_format("arrow")["length"].to_numpy()
+    """The ``length`` column through the dataset's index mapping (select, split), the other columns untouched."""
+    lengths = np.asarray(dataset.data.column("length").to_numpy(), dtype=np.int64)
+    indices = dataset._indices
+    return lengths if indices is None else lengths[indices.column(0).to_numpy()]
 
 
 def prepare_sft_datasets(
@@ -294,43 +285,134 @@ def prepare_sft_datasets(
     *,
     num_proc: int,
     cache_dir: Path | None,
+    events: EventWriter | None = None,
 ) -> tuple[Dataset, Dataset | None]:
-    """Training and (optional) validation datasets for SFT, tokenized, with validation sorted longest first."""
+    """Training and (optional) validation datasets for SFT, tokenized, with validation sorted longest first.
+
+    The same rows, mix, split and order as tokenizing the records of :func:`finetuning.data.build_training_records`
+    with :func:`preprocess_sft` and splitting them with :func:`split_validation`, built on Arrow: each file is
+    tokenized once (in ``num_proc`` processes, cached under ``cache_dir`` by content), and the datasets returned are
+    index mappings over the memory-mapped shards. ``events`` gets ``preprocessing`` events (progress, cache hit).
+    """
     for role, conf in (("training_data", data_conf.training_data), ("validation_data", data_conf.validation_data)):
         if not isinstance(conf, NoneInput) and conf.data_type != DataType.CHAT_CONVERSATION:
             raise ValueError(f"SFT needs {role}.data_type ChatConversation, got {conf.data_type}")
+    max_seq_length, length_handling = sft_args.max_seq_length, sft_args.length_handling
+    truncate = length_handling == "truncate"
+    training, validation_conf = data_conf.training_data, data_conf.validation_data
+    # weight-0 files are not read at all: a placeholder entry need not exist
+    train_paths = [str(ref.path) for ref in training.datasets if _weight(ref) > 0]
+    val_paths = (
+        [str(ref.path) for ref in validation_conf.datasets] if isinstance(validation_conf, ConcatenationInput) else []
+    )
 
-    def process(records: list[dict[str, Any]], what: str) -> Dataset:
-        processed = preprocess_sft(
-            records,
-            tokenizer,
-            max_seq_length=sft_args.max_seq_length,
-            length_handling=sft_args.length_handling,
-            num_proc=num_proc,
-            cache_dir=cache_dir,
-        )
-        if len(processed.dataset) == 0:
-            raise ValueError(
-                f"no {what} examples left: all {processed.dropped} are longer than max_seq_length="
-                f"{sft_args.max_seq_length}; raise it or set length_handling: truncate"
-            )
-        return processed.dataset
+    bad_rows = BadRows(data_conf.max_bad_rows)
+    progress = StageProgress("tokenizing", events)
+    settings = {
+        "version": PREPROCESS_VERSION,
+        # filter keeps whole rows whatever the limit: the same shards serve every max_seq_length
+        "max_seq_length": max_seq_length if truncate else None,
+        "length_handling": length_handling,
+        "tokenizer": tokenizer_identity(tokenizer),
+    }
+    sources, cache = tokenize_sources(
+        train_paths + val_paths,
+        tokenizer,
+        settings=settings,
+        max_seq_length=max_seq_length,
+        truncate=truncate,
+        num_proc=num_proc,
+        cache_dir=cache_dir,
+        bad_rows=bad_rows,
+        progress=progress,
+    )
+    by_path = {source.path: source for source in sources}
+    progress.done(sum(source.rows for source in sources), cache=cache, bad_rows=bad_rows.count)
+    if summary := bad_rows.summary():
+        logger.warning("%s", summary)
+        if events is not None:
+            events.log("warning", summary)
 
-    train = process(build_training_records(data_conf.training_data), "training")
-    validation_conf = data_conf.validation_data
-    validation: Dataset | None
-    if isinstance(validation_conf, ConcatenationInput):
-        validation = process(build_training_records(validation_conf), "validation")
-    elif isinstance(validation_conf, AutoSplitInput):
-        train, validation = split_validation(train, validation_conf)
+    def examples(what: str, base: Dataset, ids: np.ndarray) -> np.ndarray:
+        lengths = _lengths(base)
+        if length_handling == "filter":
+            kept = ids[lengths[ids] <= max_seq_length]
+            dropped = len(ids) - len(kept)
+            if dropped:
+                logger.warning(
+                    "dropped %d of %d %s examples longer than max_seq_length=%d (length_handling=filter)",
+                    dropped,
+                    len(ids),
+                    what,
+                    max_seq_length,
+                )
+            if not len(kept):
+                raise ValueError(
+                    f"no {what} examples left: all {dropped} are longer than max_seq_length={max_seq_length}; raise "
+                    "it or set length_handling: truncate"
+                )
+            ids = kept
+        return ids
+
+    train_refs = [(str(ref.path), _weight(ref)) for ref in training.datasets]
+    train_base = _concatenated([by_path[path] for path, weight in train_refs if weight > 0])
+    sizes = [by_path[path].rows if weight > 0 else 0 for path, weight in train_refs]
+    if isinstance(training, WeightedMixInput):
+        mixed = mix_indices(sizes, [weight for _, weight in train_refs], training.seed)
     else:
-        validation = None
+        mixed = np.arange(sum(sizes), dtype=np.int64)
+    train_ids = examples("training", train_base, mixed)
 
-    if validation is not None:
-        validation = sort_longest_first(validation)
+    validation: Dataset | None = None
+    if isinstance(validation_conf, ConcatenationInput):
+        val_base = _concatenated([by_path[path] for path in val_paths])
+        val_ids = examples("validation", val_base, np.arange(len(val_base), dtype=np.int64))
+        validation = _select(val_base, _longest_first(val_base, val_ids))
+    elif isinstance(validation_conf, AutoSplitInput):
+        train_positions, val_positions = split_positions(len(train_ids), validation_conf)
+        validation = _select(train_base, _longest_first(train_base, train_ids[val_positions]))
+        train_ids = train_ids[train_positions]
+    train = _select(train_base, train_ids)
     logger.info(
         "SFT data: %d training examples, %s validation examples",
         len(train),
         "no" if validation is None else len(validation),
     )
     return train, validation
+
+
+def _weight(ref: Any) -> float:
+    return float(getattr(ref, "sampling_weight", 1.0))
+
+
+def _concatenated(sources: list[TokenizedSource]) -> Dataset:
+    """The sources' rows one after the other: memory-mapped shards (or in-memory tables), nothing copied."""
+    parts: list[Dataset] = []
+    for source in sources:
+        parts.extend(Dataset.from_file(str(path)) for path in source.shards)
+        parts.extend(Dataset(datasets.table.InMemoryTable(table)) for table in source.tables)
+    if not parts:
+        return Dataset(datasets.table.InMemoryTable(SFT_FEATURES.arrow_schema.empty_table()))
+    combined = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+    # the fingerprint names the content, for the caches downstream (packing)
+    combined._fingerprint = hashlib.sha256(
+        json.dumps([PREPROCESS_VERSION, [(s.key, s.rows) for s in sources]]).encode()
+    ).hexdigest()[:32]
+    return combined
+
+
+def _longest_first(base: Dataset, ids: np.ndarray) -> np.ndarray:
+    return ids[np.argsort(-_lengths(base)[ids], kind="stable")]
+
+
+def _select(base: Dataset, ids: np.ndarray) -> Dataset:
+    """``base`` through the index mapping ``ids`` (kept in memory: 8 bytes a row), named by its content."""
+    digest = hashlib.sha256(f"{base._fingerprint}|".encode())
+    digest.update(np.ascontiguousarray(ids, dtype=np.int64).tobytes())
+    fingerprint = digest.hexdigest()[:32]
+    if len(ids) == len(base) and np.array_equal(ids, np.arange(len(base))):
+        selected = base
+    else:
+        selected = base.select(ids, keep_in_memory=True, new_fingerprint=fingerprint)
+    selected._fingerprint = fingerprint
+    return selected

@@ -15,6 +15,7 @@ from finetuning.config.model import Determinism, NoPeftConf, PeftConf, QuantConf
 from finetuning.config.tracking import TrackingConf
 from finetuning.config.training import BatchsizeConf, Overrides
 from finetuning.events import EventWriter
+from finetuning.manifest import InputHashing, emit_manifest, trainer_arguments, training_pins
 from finetuning.runtime import RunOptions, accelerator_available, output_place_for, seed_everything
 from finetuning.stopping import stop_callback, stopped_checkpoint
 from finetuning.storage.places import OutputPlace, fetch_last_checkpoint
@@ -292,6 +293,50 @@ def train_and_save(
         output.training_loss,
         eval_metrics,
         mlflow_run_id,
+    )
+
+
+def start_input_hashing(config: Any, options: RunOptions, events: EventWriter) -> InputHashing:
+    """Hash the run's inputs (data, model, tokenizer, adapter, settings files) in the background while the model
+    loads, for the manifest; only the process that writes events does."""
+    return InputHashing(
+        config,
+        options.input_uris,
+        options.settings,
+        enabled=events.enabled,
+        revisions={"run_conf.model": config.run_conf.model_args.revision},
+    )
+
+
+def record_manifest(
+    events: EventWriter,
+    method: str,
+    config: Any,
+    setup: RunSetup,
+    training_args: TrainingArguments,
+    model: Any,
+    hashing: InputHashing,
+    options: RunOptions,
+    resolved: dict[str, Any],
+) -> None:
+    """The run's ``manifest`` event, once the model is loaded and the engine's choices are made (docs/manifest.md)."""
+    if not events.enabled:
+        return
+    from accelerate.utils import get_cpu_distributed_information
+
+    inputs = hashing.result()
+    emit_manifest(
+        events,
+        method=method,
+        config=config,
+        input_uris=options.input_uris,
+        inputs=inputs,
+        pins=training_pins(config, training_args, model, inputs, resume=resolved.get("resume_from_checkpoint")),
+        resolved=resolved,
+        settings=options.settings,
+        world_size=setup.state.num_processes,
+        processes_per_node=get_cpu_distributed_information().local_world_size,
+        training_arguments=trainer_arguments(training_args),
     )
 
 

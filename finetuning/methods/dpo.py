@@ -21,6 +21,8 @@ from finetuning.methods.common import (
     load_trainable_model,
     load_training_tokenizer,
     prepare_run,
+    record_manifest,
+    start_input_hashing,
     train_and_save,
     training_arguments,
 )
@@ -147,6 +149,7 @@ def run_dpo(
     events.phase("preprocessing")
     train_dataset, eval_dataset = prepare_preference_datasets(config.data_conf, unpaired=config.trainer_name == "kto")
 
+    hashing = start_input_hashing(config, options, events)
     events.phase("loading_model")
     loaded = load_trainable_model(
         run_conf,
@@ -164,6 +167,7 @@ def run_dpo(
         * setup.plan.per_device_train_batch_size
         * int(getattr(training_args, "max_length", 0) or 1024),
     )
+    record_manifest(events, "dpo", config, setup, training_args, loaded.model, hashing, options, resolved)
     trainer_kwargs: dict[str, Any] = {"peft_config": loaded.peft_config}
     if config.trainer_name in ("dpo", "kto"):
         trainer_kwargs["ref_model"] = None  # derived from the policy: adapter disabled, or a frozen copy

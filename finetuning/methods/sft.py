@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetuning.config.jobs import SFTConfig
@@ -14,6 +15,8 @@ from finetuning.methods.common import (
     load_trainable_model,
     load_training_tokenizer,
     prepare_run,
+    record_manifest,
+    start_input_hashing,
     train_and_save,
     training_arguments,
 )
@@ -54,22 +57,27 @@ def run_sft(
     setup = prepare_run(args_conf, config.batchsize_conf, config.overrides, run_conf, config.tracking, options, events)
     training_args = training_arguments(setup, args_conf, run_conf.determinism)
     _gpu_defaults(args_conf.model_fields_set, training_args, setup.plan.num_processes)
-    events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": setup.describe()})
+    resolved = setup.describe()
+    events.run_started("sft", config={**config.model_dump(mode="json"), "resolved": resolved})
 
     events.phase("loading_tokenizer")
     tokenizer, tokenizer_setup = load_training_tokenizer(config.data_conf, run_conf, "sft")
 
     events.phase("preprocessing")
-    with setup.state.main_process_first():  # the main process fills the cache; the others read it
+    # once per node: the node's main process fills the cache (its preprocessing events say whether it was a hit),
+    # then the others read its result from there
+    with setup.state.local_main_process_first():
         train_dataset, eval_dataset = prepare_sft_datasets(
             config.data_conf,
             config.sft_args,
             tokenizer,
             num_proc=options.num_preprocess_workers,
-            cache_dir=options.settings.cache_dir / "preprocessed",
+            cache_dir=preprocessing_cache(options),
+            events=events,
         )
     logger.info("training on %d examples, validating on %d", len(train_dataset), len(eval_dataset or []))
 
+    hashing = start_input_hashing(config, options, events)
     events.phase("loading_model")
     loaded = load_trainable_model(
         run_conf,
@@ -83,6 +91,7 @@ def run_sft(
         new_basemodel_name=config.sft_args.save_name_if_new_basemodel,
         tokens_per_micro_batch=setup.plan.per_device_train_batch_size * config.sft_args.max_seq_length,
     )
+    record_manifest(events, "sft", config, setup, training_args, loaded.model, hashing, options, resolved)
     n_train, n_eval = len(train_dataset), len(eval_dataset or [])
     collator, train_dataset, eval_dataset = _batching(
         config, loaded.model, tokenizer, tokenizer_setup, train_dataset, eval_dataset, setup, options, events
@@ -124,7 +133,7 @@ def _batching(
 ) -> tuple[Any, Dataset, Dataset | None]:
     """The collator and datasets: packed rows where packing is on and safe for ``model``, else padded batches."""
     from finetuning.collators import PackedCollator, build_sft_collator
-    from finetuning.data.packing import flattens_batches, label_examples, pack_examples, packing_problem
+    from finetuning.data.packing import flattens_batches, pack_sft, packing_problem
 
     sft_args = config.sft_args
     padded = build_sft_collator(tokenizer, tokenizer_setup, completions_only=sft_args.train_on_completions_only)
@@ -137,16 +146,14 @@ def _batching(
     # what the labels depend on besides the tokens: the collator's kind and its markers
     labeler_key = f"{type(padded).__name__}:{getattr(padded, 'start_ids', '')}:{getattr(padded, 'end_ids', '')}"
     seq_length = sft_args.max_seq_length
-    with setup.state.main_process_first():
-        packed_train, stats = pack_examples(
-            label_examples(train_dataset, padded.row_labels, labeler_key, num_proc=options.num_preprocess_workers),
-            seq_length,
-            num_proc=options.num_preprocess_workers,
+    cache_dir = preprocessing_cache(options)
+    with setup.state.local_main_process_first():
+        packed_train, stats = pack_sft(
+            train_dataset, padded.row_labels, labeler_key, seq_length, cache_dir=cache_dir, events=events
         )
         packed_eval = None
         if eval_dataset is not None:
-            labeled_eval = label_examples(eval_dataset, padded.row_labels, labeler_key)
-            packed_eval, _ = pack_examples(labeled_eval, seq_length)
+            packed_eval, _ = pack_sft(eval_dataset, padded.row_labels, labeler_key, seq_length, cache_dir=cache_dir)
     events.log(
         "info",
         f"packed {stats.examples} training examples into {stats.rows} rows of up to {seq_length} tokens "
@@ -154,6 +161,11 @@ def _batching(
     )
     collator = PackedCollator(padded.input_pad_id, seq_length, flatten=flattens_batches(model))
     return collator, packed_train, packed_eval
+
+
+def preprocessing_cache(options: RunOptions) -> Path:
+    """Where tokenized data files and packed rows are kept for later runs (the engine's cache folder)."""
+    return options.settings.cache_dir / "preprocessed"
 
 
 def _gpu_defaults(chosen: set[str], training_args: Any, num_processes: int) -> None:

@@ -13,7 +13,7 @@ from finetuning.models import config_vocab_size
 from finetuning.tools.adapter_files import saved_embedding_rows
 
 if TYPE_CHECKING:
-    from finetuning.config import DPOConfig, SFTConfig
+    from finetuning.config import DPOConfig, GRPOConfig, SFTConfig
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def check_vocabulary(
     folder: Path,
     header: Mapping[str, Mapping[str, Any]],
     base_reference: str | None,
-    config: SFTConfig | DPOConfig | None = None,
+    config: SFTConfig | DPOConfig | GRPOConfig | None = None,
 ) -> VocabCheck:
     """Does the adapter need a grown vocabulary? Evidence: the embeddings it saved, its tokenizer and, for an SFT
     config, whether the chat template adds tokens the base tokenizer lacks."""
@@ -94,11 +94,11 @@ def check_vocabulary(
     return VocabCheck(base_size, tok_size, rows, tuple(reasons))
 
 
-def _template_tokens_missing(config: SFTConfig | DPOConfig | None) -> list[str]:
-    """The SFT chat template's tokens that the base tokenizer lacks (the original engine's growth test)."""
-    from finetuning.config import SFTConfig
+def _template_tokens_missing(config: SFTConfig | DPOConfig | GRPOConfig | None) -> list[str]:
+    """The SFT (or GRPO) chat template's tokens that the base tokenizer lacks (the original engine's growth test)."""
+    from finetuning.config import GRPOConfig, SFTConfig
 
-    if not isinstance(config, SFTConfig):
+    if not isinstance(config, SFTConfig | GRPOConfig):
         return []  # DPO refuses to add tokens, so it never grows the vocabulary
     from finetuning.templates import get_template
 

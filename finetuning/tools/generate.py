@@ -20,7 +20,7 @@ from finetuning.errors import FinetuningError
 from finetuning.models import model_reference_problem
 from finetuning.redaction import redact
 from finetuning.settings import get_engine_settings
-from finetuning.storage.inputs import fetch_inputs
+from finetuning.storage.inputs import fetch_inputs, remote_inputs
 from finetuning.storage.places import writable
 from finetuning.tools.common import add_common_arguments, run_with_events, setup_logging
 from finetuning.tools.generation_batches import generate_batches
@@ -59,14 +59,19 @@ def run_generate(config_path: Path, output: Path | str, events: EventWriter) -> 
     settings = get_engine_settings()
     config = GenerateConfig.from_yaml_file(config_path)
     events.run_started("generate", config=config.model_dump(mode="json"))
+    input_uris = {loc: uri for loc, (uri, _) in remote_inputs(config).items()}
     with writable(output, settings, events) as place:
-        result = _generate(fetch_inputs(config, settings, events), place.local, events)
+        result = _generate(fetch_inputs(config, settings, events), place.local, events, input_uris)
     result["artifacts"]["output"] = place.public(place.local) if place.remote else str(place.local.absolute())
     return result
 
 
-def _generate(config: GenerateConfig, output: Path, events: EventWriter) -> dict[str, Any]:
+def _generate(
+    config: GenerateConfig, output: Path, events: EventWriter, input_uris: dict[str, str] | None = None
+) -> dict[str, Any]:
     import torch
+
+    from finetuning.manifest import InputHashing, emit_manifest, generate_pins
 
     preflight(config, output)
 
@@ -90,9 +95,30 @@ def _generate(config: GenerateConfig, output: Path, events: EventWriter) -> dict
             "%d of %d prompts were longer than %d tokens and lost their start", truncated, len(prompts), budget
         )
 
+    # the inputs are hashed while the model loads, for the run's manifest (docs/manifest.md)
+    settings = get_engine_settings()
+    hashing = InputHashing(
+        config,
+        input_uris or {},
+        settings,
+        enabled=events.enabled,
+        revisions={"model_conf.model": config.model_conf.model_args.revision},
+    )
     events.phase("loading_model")
     model = load_generation_model(config, tokenizer)
     generation_config = with_model_defaults(requested, model)
+    if events.enabled:
+        inputs = hashing.result()
+        emit_manifest(
+            events,
+            method="generate",
+            config=config,
+            input_uris=input_uris or {},
+            inputs=inputs,
+            pins=generate_pins(config, model, inputs),
+            resolved={"generation_config": generation_config.to_dict(), "prompts": len(prompts)},
+            settings=settings,
+        )
 
     events.phase("generating")
     if config.seed is not None:

@@ -25,7 +25,7 @@ from finetuning.tools.adapter_files import (
 from finetuning.tools.adapter_vocabulary import VocabCheck, check_vocabulary
 
 if TYPE_CHECKING:
-    from finetuning.config import DPOConfig, SFTConfig
+    from finetuning.config import DPOConfig, GRPOConfig, SFTConfig
 
 # The values vLLM's --max-lora-rank accepts (recent releases; older ones stop at 64 or 256).
 VLLM_MAX_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
@@ -162,14 +162,19 @@ def make_vllm_compatible(model_path: str | Path, training_config: str | Path | N
     return _finish(outcome)
 
 
-def load_training_config(path: Path) -> SFTConfig | DPOConfig:
-    """The training config as SFT, else as DPO; when neither fits, the error names the problems of both."""
-    from finetuning.config import DPOConfig, SFTConfig
+def load_training_config(path: Path) -> SFTConfig | DPOConfig | GRPOConfig:
+    """The training config as SFT, else as DPO, else as GRPO; when none fits, the error names the problems of each."""
+    from finetuning.config import DPOConfig, GRPOConfig, SFTConfig
 
     if not path.is_file():
         raise FinetuningError(f"no training config file at '{path}'", "invalid_request", "--training-config")
     errors: dict[str, ConfigError] = {}
-    for name, config_class in (("an SFT", SFTConfig), ("a DPO", DPOConfig)):
+    config_classes: tuple[tuple[str, type[SFTConfig | DPOConfig | GRPOConfig]], ...] = (
+        ("an SFT", SFTConfig),
+        ("a DPO", DPOConfig),
+        ("a GRPO", GRPOConfig),
+    )
+    for name, config_class in config_classes:
         try:
             return config_class.from_yaml_file(path)
         except ConfigError as exc:
@@ -177,7 +182,7 @@ def load_training_config(path: Path) -> SFTConfig | DPOConfig:
     # One line each, so that the CLI's single error line carries both.
     problems = "; ".join(f"as {name} config: " + ", ".join(map(str, exc.issues)) for name, exc in errors.items())
     raise FinetuningError(
-        f"'{path}' is neither a valid SFT nor a valid DPO training config ({problems})",
+        f"'{path}' is not a valid SFT, DPO or GRPO training config ({problems})",
         "invalid_config",
         "--training-config",
     )
@@ -203,7 +208,7 @@ def lora_summary(adapter_config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _trained_extras(adapter_config: Mapping[str, Any], config: SFTConfig | DPOConfig | None) -> list[str]:
+def _trained_extras(adapter_config: Mapping[str, Any], config: SFTConfig | DPOConfig | GRPOConfig | None) -> list[str]:
     reasons = []
     modules = list(adapter_config.get("modules_to_save") or [])
     if config is not None:
@@ -216,7 +221,7 @@ def _trained_extras(adapter_config: Mapping[str, Any], config: SFTConfig | DPOCo
     return reasons
 
 
-def _base_reference(config: SFTConfig | DPOConfig | None, adapter_config: Mapping[str, Any]) -> str | None:
+def _base_reference(config: SFTConfig | DPOConfig | GRPOConfig | None, adapter_config: Mapping[str, Any]) -> str | None:
     if config is not None:
         return config.run_conf.model
     reference = adapter_config.get("base_model_name_or_path")

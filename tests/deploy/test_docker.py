@@ -568,8 +568,12 @@ def test_build_script_builds_base_worker_and_api_with_the_documented_names() -> 
         ("docker/rocm/worker.Dockerfile", f"{r}/silogen-finetuning-rocm-worker:0.2.0"),
         ("docker/api.Dockerfile", f"{r}/silogen-finetuning-api:0.2.0"),
     ]
-    assert _option(commands[1], "--build-arg") == [f"BASE_IMAGE={r}/silogen-finetuning-cuda-base:0.2.0"]
-    assert _option(commands[3], "--build-arg") == [f"BASE_IMAGE={r}/silogen-finetuning-rocm-base:0.2.0"]
+    for command, platform in ((commands[1], "cuda"), (commands[3], "rocm")):
+        assert _option(command, "--build-arg") == [
+            f"BASE_IMAGE={r}/silogen-finetuning-{platform}-base:0.2.0",
+            f"FINETUNING_IMAGE={r}/silogen-finetuning-{platform}-worker:0.2.0",  # for each run's manifest
+            "FINETUNING_IMAGE_REVISION=test-revision",
+        ]
     for command in commands:
         assert "--no-cache" in command
         assert "org.opencontainers.image.revision=test-revision" in _option(command, "--label")
@@ -583,7 +587,7 @@ def test_build_script_code_only_rebuild_and_push() -> None:
     assert result.returncode == 0, result.stderr
     commands = _commands(result.stdout)
     assert [c[1] for c in commands] == ["build", "push"]
-    assert _option(commands[0], "--build-arg") == ["BASE_IMAGE=reg/silogen-finetuning-cuda-base:0.2.0"]
+    assert _option(commands[0], "--build-arg")[0] == "BASE_IMAGE=reg/silogen-finetuning-cuda-base:0.2.0"
     assert commands[1] == ["docker", "push", "reg/silogen-finetuning-cuda-worker:0.2.1"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from datasets import Dataset
@@ -21,7 +22,8 @@ from finetuning.collators import (
     completion_only_labels,
 )
 from finetuning.config.data import ChatTemplateName, MissingPadTokenStrategy
-from finetuning.data.packing import flattens_batches, label_examples, pack_examples, packing_problem
+from finetuning.data.packing import flattens_batches, label_examples, pack_examples, pack_sft, packing_problem
+from finetuning.events import EventWriter, read_events
 from finetuning.loss import chunked_causal_lm_loss, chunked_loss_problem
 from finetuning.models import grow_embeddings
 from finetuning.tiny import tiny_chat_records, write_jsonl
@@ -270,3 +272,103 @@ def test_sft_packs_by_default_and_the_chunked_loss_follows_the_same_curve(tiny_m
         assert len(steps) >= 7  # real tokens are counted on the host, and reported at every logging step
     assert curves[True] == pytest.approx(curves[False], rel=1e-4)
     assert curves[True][-1] < 0.8 * curves[True][0]
+
+
+# --- best-fit decreasing over the whole dataset, written to Arrow ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_packing_gives_trls_rows_on_inputs_of_one_trl_batch(seed: int) -> None:
+    """Up to 1000 examples TRL's pack_dataset packs them all at once: the rows must be the same, cut (too long) and
+    left-out (empty) examples included."""
+    from trl import pack_dataset
+
+    rng = np.random.default_rng(seed)
+    seq_length = int(rng.choice([4, 16, 96, 512]))
+    lengths = rng.integers(0, seq_length + 4, size=int(rng.integers(1, 1000)))
+    ids = [rng.integers(0, 1000, size=n).tolist() for n in lengths]
+    dataset = Dataset.from_dict({"input_ids": ids, "labels": [[IGNORE_INDEX, *row[1:]] if row else [] for row in ids]})
+    packed, stats = pack_examples(dataset, seq_length)
+    assert packed.to_list() == pack_dataset(dataset, seq_length, strategy="bfd").to_list()
+    assert (stats.examples, stats.rows) == (int((lengths > 0).sum()), len(packed))
+
+
+def test_packing_the_whole_dataset_fills_rows_at_least_as_well_as_trls_per_batch_packing() -> None:
+    from trl import pack_dataset
+
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(0, 1000, size=n).tolist() for n in rng.integers(1, 300, size=5000)]
+    dataset = Dataset.from_dict({"input_ids": ids, "labels": ids})
+    packed, stats = pack_examples(dataset, 512)
+    assert stats.rows <= len(pack_dataset(dataset, 512, strategy="bfd"))
+    assert stats.fill > 0.99
+    # every example once, whole
+    rows = packed.to_list()
+    assert sorted(map(tuple, _examples_of(rows))) == sorted(map(tuple, ids))
+
+
+def _examples_of(rows: list[dict[str, Any]]) -> list[list[int]]:
+    out = []
+    for row in rows:
+        offset = 0
+        for length in row["seq_lengths"]:
+            out.append(row["input_ids"][offset : offset + length])
+            offset += length
+    return out
+
+
+@pytest.mark.parametrize("completions_only", [False, True], ids=["all-tokens", "completions-only"])
+def test_pack_sft_labels_and_packs_like_label_examples_then_pack_examples(
+    chat_tokenizer: Any, examples: list[list[int]], completions_only: bool, tmp_path: Path
+) -> None:
+    collator: CausalLMCollator = (
+        CompletionsOnlyCollator(chat_tokenizer, "<|im_start|>assistant", "<|im_end|>")
+        if completions_only
+        else CausalLMCollator(chat_tokenizer)
+    )
+    dataset = Dataset.from_dict({"input_ids": examples, "length": [len(e) for e in examples]})
+    expected, expected_stats = pack_examples(label_examples(dataset, collator.row_labels, "test"), 96)
+    packed, stats = pack_sft(dataset, collator.row_labels, "test", 96)
+    assert packed.to_list() == expected.to_list()
+    assert stats == expected_stats
+
+    # written to the cache folder, memory-mapped, and found there by the next run
+    events_file = tmp_path / "events.jsonl"
+    with EventWriter(events_file) as events:
+        first, _ = pack_sft(dataset, collator.row_labels, "test", 96, cache_dir=tmp_path / "cache", events=events)
+        again, again_stats = pack_sft(
+            dataset, collator.row_labels, "test", 96, cache_dir=tmp_path / "cache", events=events
+        )
+        pack_sft(dataset, collator.row_labels, "test", 128, cache_dir=tmp_path / "cache", events=events)
+    assert first.cache_files
+    assert again.cache_files
+    assert again.to_list() == first.to_list() == expected.to_list()
+    assert again_stats == stats
+    done = [e for e in read_events(events_file) if e["type"] == "preprocessing" and e["state"] == "done"]
+    assert [(e["stage"], e["cache"]) for e in done] == [("packing", "miss"), ("packing", "hit"), ("packing", "miss")]
+
+
+def test_pack_sft_reads_memory_mapped_shards_through_an_index_mapping(
+    chat_tokenizer: Any, examples: list[list[int]], tmp_path: Path
+) -> None:
+    """The engine's datasets: several Arrow files concatenated, seen through a selection (mix, split)."""
+    from datasets import concatenate_datasets
+
+    from finetuning.data.packing import _file_blocks
+
+    parts = []
+    for number in range(3):
+        part = Dataset.from_dict({"input_ids": examples[number::3], "length": [len(e) for e in examples[number::3]]})
+        path = tmp_path / f"part-{number}.arrow"
+        part.save_to_disk(str(tmp_path / f"saved-{number}"))
+        parts.append(Dataset.load_from_disk(str(tmp_path / f"saved-{number}")))
+        del path
+    combined = concatenate_datasets(parts)
+    assert _file_blocks(combined.data) is not None  # read from the files, through short-lived memory maps
+    order = np.random.default_rng(1).permutation(len(combined))[:9]
+    selected = combined.select(order, keep_in_memory=True)
+    in_memory = Dataset.from_dict(selected.to_dict())
+    collator = CausalLMCollator(chat_tokenizer)
+    packed, _ = pack_sft(selected, collator.row_labels, "test", 96)
+    expected, _ = pack_sft(in_memory, collator.row_labels, "test", 96)
+    assert packed.to_list() == expected.to_list()

@@ -1,6 +1,7 @@
 """SFT preprocessing with a real (tiny, local) tokenizer: lengths, splits, ordering and the on-disk cache."""
 
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -8,10 +9,20 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from finetuning.config.data import AutoSplitInput, DataConf
+from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf
 from finetuning.config.training import SFTArgs
-from finetuning.data import prepare_sft_datasets, preprocess_sft, sort_longest_first, split_validation
+from finetuning.data import (
+    DataError,
+    build_training_records,
+    prepare_sft_datasets,
+    preprocess_sft,
+    progress,
+    sort_longest_first,
+    sources,
+    split_validation,
+)
 from finetuning.data.preprocess import Processed
+from finetuning.events import EventWriter, read_events
 
 COLUMNS = ["input_ids", "attention_mask", "length"]
 
@@ -329,3 +340,194 @@ def test_prepare_rejects_preference_data(tokenizer: Any, tmp_path: Path) -> None
     )
     with pytest.raises(ValueError, match="ChatConversation"):
         prepare_sft_datasets(conf, SFTArgs(), tokenizer, num_proc=1, cache_dir=None)
+
+
+# --- the Arrow path at scale: same rows as the list rules, bad rows, progress and cache events --------------
+
+
+def _generated(path: Path, n: int, seed: int) -> str:
+    """Conversations of varied lengths (a few over 60 tokens), with ids naming file and row."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        words = rng.choice([1, 2, 3, 5, 8, 13])
+        record = _record(i, words)
+        record["id"] = f"{path.stem}-{i}"
+        records.append(record)
+    return _write_jsonl(path, records)
+
+
+@pytest.fixture
+def small_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files cut into many byte ranges (one Arrow shard each), as large files are."""
+    monkeypatch.setattr(sources, "_MIN_RANGE", 700)
+
+
+@pytest.mark.usefixtures("small_ranges")
+@pytest.mark.parametrize(
+    ("weights", "validation", "num_proc"),
+    [
+        ([3.0, 1.0, 0.5], {"type": "AUTO_SPLIT", "ratio": 0.2, "seed": 5}, 1),
+        ([3.0, 1.0, 0.5], {"type": "AUTO_SPLIT", "ratio": 0.2, "seed": 5}, 2),
+        ([1.0, 1.0, 0.0], {"type": "NONE"}, 2),
+        (None, "files", 1),
+    ],
+    ids=["weighted-split", "weighted-split-2-workers", "round-robin", "concatenation-with-files"],
+)
+def test_prepare_gives_the_rows_of_the_list_based_rules(
+    tokenizer: Any, tmp_path: Path, weights: list[float] | None, validation: Any, num_proc: int
+) -> None:
+    """The same rows, mix, filter, split and order as the records of build_training_records tokenized by
+    preprocess_sft, split by split_validation and sorted by sort_longest_first (the rules before Arrow)."""
+    paths = [
+        _generated(tmp_path / f"{name}.jsonl", n, seed) for name, n, seed in (("a", 60, 1), ("b", 17, 2), ("c", 5, 3))
+    ]
+    if weights is None:
+        training: dict[str, Any] = {"type": "CONCATENATION", "datasets": [{"path": p} for p in paths[:2]]}
+        validation = {"type": "CONCATENATION", "datasets": [{"path": paths[2]}, {"path": paths[1]}]}
+    else:
+        refs = [{"path": p, "sampling_weight": w} for p, w in zip(paths, weights, strict=True)]
+        training = {"type": "PRECOMPUTE_WEIGHTED_MIX", "datasets": refs, "seed": 77}
+    conf = DataConf.model_validate({"training_data": training, "validation_data": validation})
+    limit = 60  # drops the longest conversations (length_handling=filter)
+    train, val = prepare_sft_datasets(
+        conf, SFTArgs(max_seq_length=limit), tokenizer, num_proc=num_proc, cache_dir=tmp_path / "cache"
+    )
+
+    expected_train = preprocess_sft(
+        build_training_records(conf.training_data), tokenizer, max_seq_length=limit, length_handling="filter"
+    ).dataset
+    expected_val = None
+    if isinstance(conf.validation_data, AutoSplitInput):
+        expected_train, expected_val = split_validation(expected_train, conf.validation_data)
+    elif isinstance(conf.validation_data, ConcatenationInput):
+        expected_val = preprocess_sft(
+            build_training_records(conf.validation_data), tokenizer, max_seq_length=limit, length_handling="filter"
+        ).dataset
+    assert 0 < len(expected_train) < len(build_training_records(conf.training_data))  # some were filtered
+    assert train.to_list() == expected_train.to_list()
+    if expected_val is None:
+        assert val is None
+    else:
+        assert val is not None
+        assert val.to_list() == sort_longest_first(expected_val).to_list()
+
+
+def test_prepare_twice_is_deterministic_and_a_cache_hit_without_tokenizing(
+    tokenizer: Any, tokenizer_calls: list[int], tmp_path: Path
+) -> None:
+    path = _generated(tmp_path / "a.jsonl", 40, 1)
+    training = {"type": "PRECOMPUTE_WEIGHTED_MIX", "datasets": [{"path": path, "sampling_weight": 2.0}]}
+    conf = DataConf.model_validate({"training_data": training, "validation_data": {"type": "AUTO_SPLIT"}})
+    events_file = tmp_path / "events.jsonl"
+
+    def prepare() -> tuple[list[Any], list[Any]]:
+        with EventWriter(events_file) as events:
+            train, val = prepare_sft_datasets(
+                conf, SFTArgs(max_seq_length=512), tokenizer, num_proc=1, cache_dir=tmp_path / "cache", events=events
+            )
+        assert val is not None
+        return train.to_list(), val.to_list()
+
+    first = prepare()
+    assert tokenizer_calls[0] > 0
+    tokenizer_calls[0] = 0
+    assert prepare() == first
+    assert tokenizer_calls[0] == 0
+    done = [e for e in read_events(events_file) if e["type"] == "preprocessing" and e["state"] == "done"]
+    assert [(e["stage"], e["cache"], e["rows"]) for e in done] == [
+        ("tokenizing", "miss", 40),
+        ("tokenizing", "hit", 40),
+    ]
+
+
+def test_progress_events_carry_rows_rate_and_eta(
+    tokenizer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "PROGRESS_INTERVAL_S", 0.0)
+    monkeypatch.setattr(sources, "_BATCH_ROWS", 10)
+    path = _generated(tmp_path / "a.jsonl", 45, 1)
+    conf = DataConf.model_validate(
+        {"training_data": {"type": "CONCATENATION", "datasets": [{"path": path}]}, "validation_data": {"type": "NONE"}}
+    )
+    with EventWriter(tmp_path / "events.jsonl") as events:
+        prepare_sft_datasets(conf, SFTArgs(max_seq_length=512), tokenizer, num_proc=1, cache_dir=None, events=events)
+    updates = [e for e in read_events(tmp_path / "events.jsonl") if e["type"] == "preprocessing"]
+    running = [e for e in updates if e["state"] == "progress"]
+    assert [e["rows"] for e in running] == [10, 20, 30, 40, 45]
+    assert all(e["stage"] == "tokenizing" and e["rows_total"] == 45 for e in running)
+    assert all(e["rows_per_second"] > 0 and e["eta_s"] is not None and e["percent"] is not None for e in running)
+    assert updates[-1]["state"] == "done"
+    assert updates[-1]["cache"] is None or updates[-1]["cache"] == "miss"
+
+
+def _bad_file(path: Path) -> str:
+    lines = [json.dumps(r) for r in RECORDS]
+    lines[2] = '{"messages": ['  # line 3: not JSON
+    lines[6] = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "robot", "content": "x"}]})
+    lines[8] = json.dumps({"messages": [{"role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]})
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.mark.usefixtures("small_ranges")
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_bad_rows_name_file_and_line_and_the_limit_applies(tokenizer: Any, tmp_path: Path, num_proc: int) -> None:
+    # a template that refuses a conversation opening with an assistant turn, as many real ones do
+    tokenizer.chat_template = (
+        "{% if messages[0]['role'] == 'assistant' %}{{ raise_exception('must start with a user turn') }}{% endif %}"
+        + tokenizer.chat_template
+    )
+    path = _bad_file(tmp_path / "bad.jsonl")
+
+    def conf(limit: int) -> DataConf:
+        return DataConf.model_validate(
+            {
+                "training_data": {"type": "CONCATENATION", "datasets": [{"path": path}]},
+                "validation_data": {"type": "NONE"},
+                "max_bad_rows": limit,
+            }
+        )
+
+    def prepare(limit: int) -> Any:
+        return prepare_sft_datasets(conf(limit), SFTArgs(), tokenizer, num_proc=num_proc, cache_dir=tmp_path / "c")
+
+    with pytest.raises(DataError) as first:
+        prepare(0)
+    assert (first.value.path, first.value.line) == (path, 3)
+    assert first.value.message.startswith("not valid JSON")
+    with pytest.raises(DataError) as third:
+        prepare(2)
+    assert (third.value.line, "more than data_conf.max_bad_rows=2" in third.value.message) == (9, True)
+    assert "the chat template cannot render this conversation: must start with a user turn" in third.value.message
+    assert f"{path} line 3; {path} line 7" in third.value.message
+
+    events_file = tmp_path / "events.jsonl"
+    with EventWriter(events_file) as events:
+        train, _ = prepare_sft_datasets(
+            conf(3), SFTArgs(), tokenizer, num_proc=num_proc, cache_dir=tmp_path / "c", events=events
+        )
+    assert len(train) == len(RECORDS) - 3
+    (warning,) = [e for e in read_events(events_file) if e["type"] == "log"]
+    assert warning["message"].startswith("skipped 3 bad data rows (data_conf.max_bad_rows=3)")
+    assert f"{path} line 7: messages[1].role" in warning["message"]
+    # the cache remembers the bad rows: a hit still applies a lower limit, naming the row
+    with pytest.raises(DataError) as again:
+        prepare(1)
+    assert again.value.line == 7
+
+
+def test_a_file_listed_under_two_names_is_tokenized_once(tokenizer: Any, tmp_path: Path) -> None:
+    path = _generated(tmp_path / "a.jsonl", 12, 1)
+    copy = tmp_path / "copy.jsonl"
+    shutil.copy(path, copy)
+    refs = [{"path": path}, {"path": str(copy)}, {"path": path}]
+    conf = DataConf.model_validate(
+        {"training_data": {"type": "CONCATENATION", "datasets": refs}, "validation_data": {"type": "NONE"}}
+    )
+    train, _ = prepare_sft_datasets(conf, SFTArgs(), tokenizer, num_proc=1, cache_dir=tmp_path / "cache")
+    expected = preprocess_sft(
+        build_training_records(conf.training_data), tokenizer, max_seq_length=2048, length_handling="filter"
+    )
+    assert train.to_list() == expected.dataset.to_list()
+    assert len(list((tmp_path / "cache").iterdir())) == 1

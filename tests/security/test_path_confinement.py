@@ -106,14 +106,23 @@ def _bodies(model: Path, data: Path) -> dict[str, dict[str, Any]]:
     dpo["training_args"]["loss_type"] = "sigmoid"
     dpo_pretrained = copy.deepcopy(dpo)
     dpo_pretrained["peft_conf"] = {"peft_type": "PRETRAINED_PEFT", "name_or_path": str(model)}
+    grpo = copy.deepcopy(sft)
+    del grpo["sft_args"]
+    grpo["grpo_args"] = {"num_generations": 2}
+    grpo["graders"] = [{"name": "yes", "type": "string_check", "operation": "contains", "reference": "yes"}]
+    grpo_pretrained = copy.deepcopy(grpo)
+    grpo_pretrained["peft_conf"] = {"peft_type": "PRETRAINED_PEFT", "name_or_path": str(model)}
     return {
         "sft": sft,
         "sft-pretrained": pretrained,
         "dpo": dpo,
         "dpo-pretrained": dpo_pretrained,
+        "grpo": grpo,
+        "grpo-pretrained": grpo_pretrained,
         "merge": {"base_model": str(model), "adapter": str(model), "tokenizer": str(model)},
         # the training config given inline is read by the conversion (its model and tokenizer): confined too
         "adapter-conversion": {"adapter": str(model), "training_config": copy.deepcopy(pretrained)},
+        "adapter-conversion-grpo": {"adapter": str(model), "training_config": copy.deepcopy(grpo_pretrained)},
         "generate": {
             "model_conf": {"model": str(model), "adapter": str(model), "tokenizer": str(model)},
             "prompt_conf": {"type": "eval-data", "data": {"path": str(data)}},
@@ -122,7 +131,7 @@ def _bodies(model: Path, data: Path) -> dict[str, dict[str, Any]]:
 
 
 def _kind(body_name: str) -> JobKind:
-    return JobKind(body_name.removesuffix("-pretrained"))
+    return JobKind(body_name.removesuffix("-pretrained").removesuffix("-grpo"))
 
 
 def _reached() -> dict[tuple[JobKind, str], tuple[str, PathMarker]]:

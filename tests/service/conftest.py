@@ -101,6 +101,12 @@ def settings(database_url: str, broker_url: str, service_root: Path, tiny_model_
         recovery_seconds=3600.0,
         # revocation takes effect at once (test_api covers the cache on its own)
         token_cache_seconds=0,
+        # the webhook tests' receivers listen on 127.0.0.1; their retries come within a second
+        webhook_allowed_hosts=["127.0.0.1"],
+        webhook_retry_seconds=0.2,
+        webhook_retry_max_seconds=1.0,
+        webhook_poll_seconds=0.2,
+        webhook_timeout_seconds=5.0,
     )
 
 
@@ -121,6 +127,11 @@ def settings_env(settings: ServiceSettings) -> dict[str, str]:
         "FINETUNING_CANCEL_GRACE_SECONDS": str(settings.cancel_grace_seconds),
         "FINETUNING_RECOVERY_SECONDS": str(settings.recovery_seconds),
         "FINETUNING_BROKER_VISIBILITY_TIMEOUT_SECONDS": str(settings.broker_visibility_timeout_seconds),
+        "FINETUNING_WEBHOOK_ALLOWED_HOSTS": json.dumps(settings.webhook_allowed_hosts),
+        "FINETUNING_WEBHOOK_RETRY_SECONDS": str(settings.webhook_retry_seconds),
+        "FINETUNING_WEBHOOK_RETRY_MAX_SECONDS": str(settings.webhook_retry_max_seconds),
+        "FINETUNING_WEBHOOK_POLL_SECONDS": str(settings.webhook_poll_seconds),
+        "FINETUNING_WEBHOOK_TIMEOUT_SECONDS": str(settings.webhook_timeout_seconds),
     }
 
 

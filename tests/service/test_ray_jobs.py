@@ -310,6 +310,8 @@ def test_a_lost_ray_worker_restarts_the_group_from_its_checkpoint(
     assert int(resumed_from.rsplit("checkpoint-", 1)[1]) >= 10
     assert max(step_losses(events)) == 40
     assert len(process_events(events)) == 1  # one Ray job: the restart was Ray Train's own
+    [attempt] = job["attempts"]
+    assert attempt["ray_restarts"] == 1  # counted in the job's attempt history
 
 
 def test_the_worker_taking_over_attaches_to_the_running_ray_job(
@@ -413,13 +415,14 @@ def test_a_cluster_that_goes_away_mid_run_fails_the_job_with_a_clear_error(
     gone = settings.model_copy(
         update={"ray_address": cluster.address, "default_queue": queue, "ray_unreachable_seconds": 15.0}
     )
-    worker = start_worker(
-        gone,
-        service_root / "ray-gone.log",
-        hostname=f"rg-{secrets.token_hex(3)}@localhost",
-        env={**ray_env(gone), "FINETUNING_RAY_UNREACHABLE_SECONDS": "15"},
-    )
+    worker: subprocess.Popen[bytes] | None = None
     try:
+        worker = start_worker(
+            gone,
+            service_root / "ray-gone.log",
+            hostname=f"rg-{secrets.token_hex(3)}@localhost",
+            env={**ray_env(gone), "FINETUNING_RAY_UNREACHABLE_SECONDS": "15"},
+        )
         with TestClient(create_app(gone.model_copy(update={"token_cache_seconds": 0}))) as client:
             caller = Caller(client, gone)
             data = write_jsonl(tiny_chat_records(32), data_dir / "ray-gone.jsonl")
@@ -436,7 +439,8 @@ def test_a_cluster_that_goes_away_mid_run_fails_the_job_with_a_clear_error(
             refused = caller.post("/v1/jobs/sft?nodes=2", training(tiny_model_dir, data, max_steps=2))
             assert refused.status_code == 503, refused.text
     finally:
-        stop_worker(worker)
+        if worker is not None:
+            stop_worker(worker)
         cluster.stop()
 
 
@@ -455,8 +459,10 @@ def test_a_stopping_worker_leaves_the_ray_job_running_and_a_cancel_while_queued_
         assert submitted.status_code == 201, submitted.text
         job_id = submitted.json()["id"]
         wait_step(caller, job_id, 2)
+        os.kill(worker.pid, signal.SIGTERM)  # a warm shutdown, as Kubernetes asks: the job is handed back at once
+        worker.wait(timeout=60)
     finally:
-        stop_worker(worker)  # a warm shutdown: the job is handed back at once
+        stop_worker(worker)
     job = caller.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "queued", job
     [submission] = ray_submissions(own, job_id)
@@ -468,3 +474,43 @@ def test_a_stopping_worker_leaves_the_ray_job_running_and_a_cancel_while_queued_
     while ray_job_status(own, submission) != "STOPPED":
         assert time.monotonic() < deadline, "the cancelled job's Ray job still runs"
         time.sleep(0.5)
+
+
+def test_a_lost_node_restarts_the_group_on_its_replacement(
+    settings: ServiceSettings, service_root: Path, tiny_model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    """A head with room for one rank and a second raylet with room for the other: the ranks are spread over two
+    nodes. The second node is killed (its raylet and every process on it) mid-run and a new one joins, as KubeRay
+    replaces a lost pod: the group restarts there from the newest checkpoint."""
+    cluster = RayCluster(tmp_path / "ray-logs", num_cpus=1)
+    cluster.start()
+    queue = f"ray-node-{secrets.token_hex(3)}"
+    nodes = settings.model_copy(update={"ray_address": cluster.address, "default_queue": queue})
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        node = cluster.add_node(num_cpus=1)
+        worker = start_worker(
+            nodes, service_root / "ray-node.log", hostname=f"rn-{secrets.token_hex(3)}@localhost", env=ray_env(nodes)
+        )
+        with TestClient(create_app(nodes.model_copy(update={"token_cache_seconds": 0}))) as client:
+            caller = Caller(client, nodes)
+            data = write_jsonl(tiny_chat_records(32), data_dir / "ray-node.jsonl")
+            config = training(tiny_model_dir, data, max_steps=30, save_steps=10)
+            submitted = caller.post("/v1/jobs/sft?nodes=2", config)
+            assert submitted.status_code == 201, submitted.text
+            job_id = submitted.json()["id"]
+            wait_step(caller, job_id, 13)  # past checkpoint-10
+            cluster.kill_node(node)  # its raylet, its Ray worker, that rank's engine
+            cluster.add_node(num_cpus=1)
+            job = wait_status(caller, job_id, {"succeeded", "failed", "cancelled"})
+            assert job["status"] == "succeeded", (job["status"], job["error"])
+            [attempt] = job["attempts"]
+            assert attempt["ray_restarts"] == 1
+            starts = [e for e in all_events(caller, job_id) if e["type"] == "run_started"]
+            assert len(starts) == 2
+            resumed_from = str(starts[-1]["data"]["config"]["resolved"]["resume_from_checkpoint"])
+            assert int(resumed_from.rsplit("checkpoint-", 1)[1]) >= 10
+    finally:
+        if worker is not None:
+            stop_worker(worker)
+        cluster.stop()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from finetuning.config.data import DataType
-from finetuning.data import DataError, load_records
+from finetuning.data import DataError, load_records, loading
+from finetuning.data.loading import BadRows
 
 SFT = DataType.CHAT_CONVERSATION
 DPO = DataType.DIRECT_PREFERENCE
@@ -183,3 +184,92 @@ def test_empty_file_is_an_error(tmp_path: Path, text: str) -> None:
         load_records(path, SFT)
     assert info.value.line is None
     assert str(path) in str(info.value)
+
+
+# --- streaming and the bad-row limit -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block", [1, 7, 64])
+def test_json_array_read_in_small_blocks_gives_the_same_records_and_error_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """The array is parsed element by element from blocks of a few characters: elements cut by a block edge, long
+    files with the text behind the reader dropped, the same line numbers."""
+    rows: list[dict[str, object]] = [_conversation(i) for i in range(30)]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(rows, indent=2))
+    expected = load_records(path, SFT)
+    monkeypatch.setattr(loading, "_READ_BLOCK", block)
+    assert load_records(path, SFT) == expected
+
+    del rows[25]["messages"]
+    text = json.dumps(rows, indent=2)
+    path.write_text(text)
+    with pytest.raises(DataError) as info:
+        load_records(path, SFT)
+    assert info.value.line == text[: text.index('"x25"')].count("\n")
+
+    path.write_text(text.replace('"x27"', '"x27" "oops"'))
+    with pytest.raises(DataError, match="not valid JSON") as bad_json:
+        load_records(path, SFT, BadRows(5))
+    assert bad_json.value.line == text[: text.index('"x27"')].count("\n") + 1
+
+
+def _with_bad_rows(path: Path) -> Path:
+    rows = [json.dumps(_conversation(i)) for i in range(8)]
+    rows[2] = '{"messages": ['  # line 3: not JSON
+    rows[5] = json.dumps({"messages": [{"role": "robot", "content": "x"}]})  # line 6: not a record
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_bad_rows_within_the_limit_are_skipped_and_counted(tmp_path: Path) -> None:
+    path = _with_bad_rows(tmp_path / "a.jsonl")
+    bad = BadRows(2)
+    assert [r["id"] for r in load_records(path, SFT, bad)] == ["x0", "x1", "x3", "x4", "x6", "x7"]
+    assert bad.count == 2
+    assert [(e.path, e.line) for e in bad.kept] == [(str(path), 3), (str(path), 6)]
+    summary = bad.summary()
+    assert summary is not None
+    assert summary.startswith("skipped 2 bad data rows (data_conf.max_bad_rows=2)")
+    assert f"{path} line 3: not valid JSON" in summary
+
+
+def test_the_bad_row_over_the_limit_names_its_file_and_line_and_the_skipped_ones(tmp_path: Path) -> None:
+    path = _with_bad_rows(tmp_path / "a.jsonl")
+    with pytest.raises(DataError) as default:
+        load_records(path, SFT)  # limit 0: the first bad row, with its own message
+    assert (default.value.line, str(default.value)) == (3, f"{path} line 3: {default.value.message}")
+    assert default.value.message.startswith("not valid JSON")
+
+    with pytest.raises(DataError) as over:
+        load_records(path, SFT, BadRows(1))
+    assert (over.value.path, over.value.line) == (str(path), 6)
+    assert "messages[0].role" in over.value.message
+    assert "more than data_conf.max_bad_rows=1" in over.value.message
+    assert f"{path} line 3" in over.value.message
+
+
+def test_the_limit_counts_across_files(tmp_path: Path) -> None:
+    bad = BadRows(3)
+    load_records(_with_bad_rows(tmp_path / "a.jsonl"), SFT, bad)
+    with pytest.raises(DataError, match="more than data_conf.max_bad_rows=3") as info:
+        load_records(_with_bad_rows(tmp_path / "b.jsonl"), SFT, bad)
+    assert (Path(info.value.path).name, info.value.line) == ("b.jsonl", 6)
+
+
+def test_a_line_that_is_not_utf8_is_a_bad_row_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(
+        json.dumps(_conversation(0)).encode() + b'\n{"id": "\xff"}\n' + json.dumps(_conversation(1)).encode()
+    )
+    with pytest.raises(DataError, match="not UTF-8") as info:
+        load_records(path, SFT)
+    assert info.value.line == 2
+    assert [r["id"] for r in load_records(path, SFT, BadRows(1))] == ["x0", "x1"]
+
+
+def test_a_file_of_only_bad_rows_skipped_is_not_an_empty_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    path.write_text("nope\n")
+    assert load_records(path, SFT, BadRows(1)) == []

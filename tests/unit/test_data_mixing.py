@@ -1,13 +1,15 @@
 """Concatenation and weighted interleaving of training files (pure functions plus the config entry point)."""
 
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from finetuning.config.data import ConcatenationInput, WeightedMixInput
-from finetuning.data.mixing import build_training_records, concatenate, interleave, normalise_weights
+from finetuning.data.mixing import build_training_records, concatenate, interleave, mix_indices, normalise_weights
 
 A = ["a0", "a1", "a2"]
 B = ["b0"]
@@ -162,3 +164,36 @@ def test_build_missing_file_raises(tmp_path: Path) -> None:
     conf = ConcatenationInput.model_validate({"datasets": [{"path": str(tmp_path / "nope.jsonl")}]})
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         build_training_records(conf)
+
+
+# --- the index form used for Arrow data --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mix_indices_gives_the_order_of_interleave(seed: int) -> None:
+    """The same items in the same order as the list-based rule, for generated sources, weights and seeds (sizes
+    up to several draw blocks, zero weights, a single source, round-robin)."""
+    rng = random.Random(seed)
+    n_sources = rng.randint(1, 4)
+    sizes = [rng.choice([1, 2, 7, 300, 5000, 9000]) for _ in range(n_sources)]
+    weights: list[float] | None = [rng.choice([0.0, 0.5, 1.0, 1.0, 3.0, 10.0]) for _ in range(n_sources)]
+    assert weights is not None
+    if sum(weights) == 0:
+        weights[0] = 2.0
+    if seed % 5 == 0:
+        weights = None
+    sources = [[f"s{i}-{j}" for j in range(size)] for i, size in enumerate(sizes)]
+    flat = [item for source in sources for item in source]
+    indices = mix_indices(sizes, weights, seed=seed * 7919)
+    assert indices.dtype == np.int64
+    assert [flat[i] for i in indices] == interleave(sources, weights, seed=seed * 7919)
+
+
+def test_mix_indices_errors_match_interleave() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        mix_indices([3, 0], [1.0, 2.0], seed=0)
+    with pytest.raises(ValueError, match="2 weights for 3 sources"):
+        mix_indices([1, 1, 1], [1.0, 2.0], seed=0)
+    with pytest.raises(ValueError, match="weight"):
+        mix_indices([1, 1], [1.0, -1.0], seed=0)
+    assert mix_indices([3, 0], [1.0, 0.0], seed=0).tolist() == [0, 1, 2]

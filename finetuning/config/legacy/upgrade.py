@@ -17,7 +17,7 @@ from finetuning.config.legacy.training_args import TRAINING_ARG_VALUES, TRAINING
 
 logger = logging.getLogger(__name__)
 
-ConfigKind = Literal["sft", "dpo", "generate"]
+ConfigKind = Literal["sft", "dpo", "grpo", "generate"]
 
 # -- the sections besides training_args and model_args -----------------------------------------------------------------
 
@@ -40,6 +40,7 @@ SECTIONS: dict[ConfigKind, tuple[tuple[str, Mapping[str, Retired], Mapping[str, 
         ("training_args", {**TRAINING_ARGS, **DPO_ARGS}, {**TRAINING_ARG_VALUES, **DPO_ARG_VALUES}),
         *_TRAINING_SECTIONS,
     ),
+    "grpo": (("training_args", TRAINING_ARGS, TRAINING_ARG_VALUES), *_TRAINING_SECTIONS),
     "generate": (("model_conf.model_args", MODEL_ARGS, {}), ("hf_gen_params", GENERATION_PARAMS, {})),
 }
 

@@ -48,12 +48,43 @@ from .generated_answer import GeneratedAnswer
 from .generic_peft_conf import GenericPeftConf
 from .generic_peft_conf_peft_kwargs import GenericPeftConfPeftKwargs
 from .generic_peft_conf_peft_type import GenericPeftConfPeftType
+from .grpo_args import GRPOArgs
+from .grpo_args_importance_sampling_level import GRPOArgsImportanceSamplingLevel
+from .grpo_args_loss_type import GRPOArgsLossType
+from .grpo_args_multi_objective_aggregation import GRPOArgsMultiObjectiveAggregation
+from .grpo_args_scale_rewards import GRPOArgsScaleRewards
+from .grpo_config import GRPOConfig
+from .grpo_training_args import GRPOTrainingArgs
+from .grpo_training_args_accelerator_config import GRPOTrainingArgsAcceleratorConfig
+from .grpo_training_args_activation_checkpointing_kwargs import GRPOTrainingArgsActivationCheckpointingKwargs
+from .grpo_training_args_debug_option import GRPOTrainingArgsDebugOption
+from .grpo_training_args_deepspeed import GRPOTrainingArgsDeepspeed
+from .grpo_training_args_eval_strategy import GRPOTrainingArgsEvalStrategy
+from .grpo_training_args_fsdp_config import GRPOTrainingArgsFsdpConfig
+from .grpo_training_args_gradient_checkpointing_kwargs import GRPOTrainingArgsGradientCheckpointingKwargs
+from .grpo_training_args_hub_strategy import GRPOTrainingArgsHubStrategy
+from .grpo_training_args_liger_kernel_config import GRPOTrainingArgsLigerKernelConfig
+from .grpo_training_args_logging_strategy import GRPOTrainingArgsLoggingStrategy
+from .grpo_training_args_lr_scheduler_kwargs import GRPOTrainingArgsLrSchedulerKwargs
+from .grpo_training_args_lr_scheduler_type import GRPOTrainingArgsLrSchedulerType
+from .grpo_training_args_optim import GRPOTrainingArgsOptim
+from .grpo_training_args_parallelism_config import GRPOTrainingArgsParallelismConfig
+from .grpo_training_args_save_strategy import GRPOTrainingArgsSaveStrategy
 from .health import Health
 from .job_attempt import JobAttempt
 from .job_error import JobError
 from .job_input import JobInput
 from .job_kind import JobKind
 from .job_links import JobLinks
+from .job_manifest import JobManifest
+from .job_manifest_config import JobManifestConfig
+from .job_manifest_determinism import JobManifestDeterminism
+from .job_manifest_machine import JobManifestMachine
+from .job_manifest_pins import JobManifestPins
+from .job_manifest_resolved import JobManifestResolved
+from .job_manifest_seeds import JobManifestSeeds
+from .job_manifest_training_arguments import JobManifestTrainingArguments
+from .job_manifest_versions import JobManifestVersions
 from .job_metrics import JobMetrics
 from .job_metrics_eval import JobMetricsEval
 from .job_metrics_summary import JobMetricsSummary
@@ -68,8 +99,15 @@ from .job_read_labels import JobReadLabels
 from .job_read_metrics import JobReadMetrics
 from .job_read_resolved import JobReadResolved
 from .job_status import JobStatus
+from .json_schema_grader import JsonSchemaGrader
+from .json_schema_grader_schema import JsonSchemaGraderSchema
+from .length_grader import LengthGrader
+from .length_grader_unit import LengthGraderUnit
 from .lost_work import LostWork
 from .lr_batch_size_scaling import LrBatchSizeScaling
+from .manifest_input import ManifestInput
+from .manifest_input_files import ManifestInputFiles
+from .manifest_input_files_additional_property import ManifestInputFilesAdditionalProperty
 from .merge_request import MergeRequest
 from .merge_request_device_map import MergeRequestDeviceMap
 from .metric_point import MetricPoint
@@ -78,15 +116,30 @@ from .model_args import ModelArgs
 from .model_args_device_map import ModelArgsDeviceMap
 from .model_args_max_memory import ModelArgsMaxMemory
 from .model_args_tp_plan import ModelArgsTpPlan
+from .multi_grader import MultiGrader
+from .multi_grader_aggregate import MultiGraderAggregate
 from .no_peft_conf import NoPeftConf
 from .no_quantization_conf import NoQuantizationConf
 from .none_input import NoneInput
+from .number_match_grader import NumberMatchGrader
 from .open_input_prompt import OpenInputPrompt
 from .overrides import Overrides
+from .plan_problem_row import PlanProblemRow
+from .plan_problems import PlanProblems
+from .plan_problems_by_kind import PlanProblemsByKind
+from .plan_report import PlanReport
+from .plan_report_data import PlanReportData
+from .plan_report_memory import PlanReportMemory
+from .plan_report_model import PlanReportModel
+from .plan_report_resolved import PlanReportResolved
+from .plan_report_statistics import PlanReportStatistics
+from .plan_report_steps import PlanReportSteps
+from .plan_report_time import PlanReportTime
 from .pretrained_peft_conf import PretrainedPeftConf
 from .readiness import Readiness
 from .readiness_checks import ReadinessChecks
 from .resume_point import ResumePoint
+from .rotate_secret import RotateSecret
 from .run_conf import RunConf
 from .secret_list import SecretList
 from .secret_read import SecretRead
@@ -111,10 +164,24 @@ from .sft_training_args_lr_scheduler_type import SFTTrainingArgsLrSchedulerType
 from .sft_training_args_optim import SFTTrainingArgsOptim
 from .sft_training_args_parallelism_config import SFTTrainingArgsParallelismConfig
 from .sft_training_args_save_strategy import SFTTrainingArgsSaveStrategy
+from .string_check_grader import StringCheckGrader
+from .string_check_grader_operation import StringCheckGraderOperation
 from .superseded_series import SupersededSeries
 from .superseded_series_eval import SupersededSeriesEval
 from .superseded_series_train import SupersededSeriesTrain
+from .text_similarity_grader import TextSimilarityGrader
+from .text_similarity_grader_metric import TextSimilarityGraderMetric
 from .tracking_conf import TrackingConf
+from .webhook_attempt_read import WebhookAttemptRead
+from .webhook_create import WebhookCreate
+from .webhook_delivery_page import WebhookDeliveryPage
+from .webhook_delivery_read import WebhookDeliveryRead
+from .webhook_delivery_read_payload import WebhookDeliveryReadPayload
+from .webhook_event_type import WebhookEventType
+from .webhook_list import WebhookList
+from .webhook_read import WebhookRead
+from .webhook_update import WebhookUpdate
+from .webhook_with_secret import WebhookWithSecret
 from .weighted_dataset_ref import WeightedDatasetRef
 from .weighted_mix_input import WeightedMixInput
 
@@ -167,12 +234,43 @@ __all__ = (
     "GenericPeftConf",
     "GenericPeftConfPeftKwargs",
     "GenericPeftConfPeftType",
+    "GRPOArgs",
+    "GRPOArgsImportanceSamplingLevel",
+    "GRPOArgsLossType",
+    "GRPOArgsMultiObjectiveAggregation",
+    "GRPOArgsScaleRewards",
+    "GRPOConfig",
+    "GRPOTrainingArgs",
+    "GRPOTrainingArgsAcceleratorConfig",
+    "GRPOTrainingArgsActivationCheckpointingKwargs",
+    "GRPOTrainingArgsDebugOption",
+    "GRPOTrainingArgsDeepspeed",
+    "GRPOTrainingArgsEvalStrategy",
+    "GRPOTrainingArgsFsdpConfig",
+    "GRPOTrainingArgsGradientCheckpointingKwargs",
+    "GRPOTrainingArgsHubStrategy",
+    "GRPOTrainingArgsLigerKernelConfig",
+    "GRPOTrainingArgsLoggingStrategy",
+    "GRPOTrainingArgsLrSchedulerKwargs",
+    "GRPOTrainingArgsLrSchedulerType",
+    "GRPOTrainingArgsOptim",
+    "GRPOTrainingArgsParallelismConfig",
+    "GRPOTrainingArgsSaveStrategy",
     "Health",
     "JobAttempt",
     "JobError",
     "JobInput",
     "JobKind",
     "JobLinks",
+    "JobManifest",
+    "JobManifestConfig",
+    "JobManifestDeterminism",
+    "JobManifestMachine",
+    "JobManifestPins",
+    "JobManifestResolved",
+    "JobManifestSeeds",
+    "JobManifestTrainingArguments",
+    "JobManifestVersions",
     "JobMetrics",
     "JobMetricsEval",
     "JobMetricsSummary",
@@ -187,8 +285,15 @@ __all__ = (
     "JobReadMetrics",
     "JobReadResolved",
     "JobStatus",
+    "JsonSchemaGrader",
+    "JsonSchemaGraderSchema",
+    "LengthGrader",
+    "LengthGraderUnit",
     "LostWork",
     "LrBatchSizeScaling",
+    "ManifestInput",
+    "ManifestInputFiles",
+    "ManifestInputFilesAdditionalProperty",
     "MergeRequest",
     "MergeRequestDeviceMap",
     "MetricPoint",
@@ -197,15 +302,30 @@ __all__ = (
     "ModelArgsDeviceMap",
     "ModelArgsMaxMemory",
     "ModelArgsTpPlan",
+    "MultiGrader",
+    "MultiGraderAggregate",
     "NoneInput",
     "NoPeftConf",
     "NoQuantizationConf",
+    "NumberMatchGrader",
     "OpenInputPrompt",
     "Overrides",
+    "PlanProblemRow",
+    "PlanProblems",
+    "PlanProblemsByKind",
+    "PlanReport",
+    "PlanReportData",
+    "PlanReportMemory",
+    "PlanReportModel",
+    "PlanReportResolved",
+    "PlanReportStatistics",
+    "PlanReportSteps",
+    "PlanReportTime",
     "PretrainedPeftConf",
     "Readiness",
     "ReadinessChecks",
     "ResumePoint",
+    "RotateSecret",
     "RunConf",
     "SecretList",
     "SecretRead",
@@ -230,10 +350,24 @@ __all__ = (
     "SFTTrainingArgsOptim",
     "SFTTrainingArgsParallelismConfig",
     "SFTTrainingArgsSaveStrategy",
+    "StringCheckGrader",
+    "StringCheckGraderOperation",
     "SupersededSeries",
     "SupersededSeriesEval",
     "SupersededSeriesTrain",
+    "TextSimilarityGrader",
+    "TextSimilarityGraderMetric",
     "TrackingConf",
+    "WebhookAttemptRead",
+    "WebhookCreate",
+    "WebhookDeliveryPage",
+    "WebhookDeliveryRead",
+    "WebhookDeliveryReadPayload",
+    "WebhookEventType",
+    "WebhookList",
+    "WebhookRead",
+    "WebhookUpdate",
+    "WebhookWithSecret",
     "WeightedDatasetRef",
     "WeightedMixInput",
 )

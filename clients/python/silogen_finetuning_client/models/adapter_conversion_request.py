@@ -9,6 +9,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.dpo_config import DPOConfig
+    from ..models.grpo_config import GRPOConfig
     from ..models.sft_config import SFTConfig
 
 
@@ -22,15 +23,16 @@ class AdapterConversionRequest:
 
         Attributes:
             adapter (str): Adapter folder or job:<id> of the training job that made it.
-            training_config (DPOConfig | None | SFTConfig | Unset): The config the adapter was trained with; taken from the
-                training job when adapter is job:<id>.
+            training_config (DPOConfig | GRPOConfig | None | SFTConfig | Unset): The config the adapter was trained with;
+                taken from the training job when adapter is job:<id>.
     """
 
     adapter: str
-    training_config: DPOConfig | None | SFTConfig | Unset = UNSET
+    training_config: DPOConfig | GRPOConfig | None | SFTConfig | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         from ..models.dpo_config import DPOConfig  # noqa: PLC0415
+        from ..models.grpo_config import GRPOConfig  # noqa: PLC0415
         from ..models.sft_config import SFTConfig  # noqa: PLC0415
 
         adapter = self.adapter
@@ -41,6 +43,8 @@ class AdapterConversionRequest:
         elif isinstance(self.training_config, SFTConfig):
             training_config = self.training_config.to_dict()
         elif isinstance(self.training_config, DPOConfig):
+            training_config = self.training_config.to_dict()
+        elif isinstance(self.training_config, GRPOConfig):
             training_config = self.training_config.to_dict()
         else:
             training_config = self.training_config
@@ -60,12 +64,13 @@ class AdapterConversionRequest:
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.dpo_config import DPOConfig  # noqa: PLC0415
+        from ..models.grpo_config import GRPOConfig  # noqa: PLC0415
         from ..models.sft_config import SFTConfig  # noqa: PLC0415
 
         d = dict(src_dict)
         adapter = d.pop("adapter")
 
-        def _parse_training_config(data: object) -> DPOConfig | None | SFTConfig | Unset:
+        def _parse_training_config(data: object) -> DPOConfig | GRPOConfig | None | SFTConfig | Unset:
             if data is None:
                 return data
             if isinstance(data, Unset):
@@ -86,7 +91,15 @@ class AdapterConversionRequest:
                 return training_config_type_1
             except (TypeError, ValueError, AttributeError, KeyError):
                 pass
-            return cast(DPOConfig | None | SFTConfig | Unset, data)
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                training_config_type_2 = GRPOConfig.from_dict(data)
+
+                return training_config_type_2
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(DPOConfig | GRPOConfig | None | SFTConfig | Unset, data)
 
         training_config = _parse_training_config(d.pop("training_config", UNSET))
 

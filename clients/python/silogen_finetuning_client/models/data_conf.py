@@ -27,6 +27,9 @@ class DataConf:
         training_data (ConcatenationInput | WeightedMixInput):
         validation_data (AutoSplitInput | ConcatenationInput | NoneInput):
         chat_template_name (ChatTemplateName | Unset):
+        max_bad_rows (int | Unset): Records that are not valid (not JSON, not a record of data_type, not renderable by
+            the chat template) skipped across all data files before the run fails; 0 fails on the first one. Every bad row
+            is named by file and line. Default: 0.
         missing_pad_token_strategy (MissingPadTokenStrategy | Unset):
         padding_side (DataConfPaddingSide | Unset):  Default: 'right'.
     """
@@ -34,6 +37,7 @@ class DataConf:
     training_data: ConcatenationInput | WeightedMixInput
     validation_data: AutoSplitInput | ConcatenationInput | NoneInput
     chat_template_name: ChatTemplateName | Unset = UNSET
+    max_bad_rows: int | Unset = 0
     missing_pad_token_strategy: MissingPadTokenStrategy | Unset = UNSET
     padding_side: DataConfPaddingSide | Unset = "right"
 
@@ -59,6 +63,8 @@ class DataConf:
         if not isinstance(self.chat_template_name, Unset):
             chat_template_name = self.chat_template_name
 
+        max_bad_rows = self.max_bad_rows
+
         missing_pad_token_strategy: str | Unset = UNSET
         if not isinstance(self.missing_pad_token_strategy, Unset):
             missing_pad_token_strategy = self.missing_pad_token_strategy
@@ -77,6 +83,8 @@ class DataConf:
         )
         if chat_template_name is not UNSET:
             field_dict["chat_template_name"] = chat_template_name
+        if max_bad_rows is not UNSET:
+            field_dict["max_bad_rows"] = max_bad_rows
         if missing_pad_token_strategy is not UNSET:
             field_dict["missing_pad_token_strategy"] = missing_pad_token_strategy
         if padding_side is not UNSET:
@@ -142,6 +150,8 @@ class DataConf:
         else:
             chat_template_name = check_chat_template_name(_chat_template_name)
 
+        max_bad_rows = d.pop("max_bad_rows", UNSET)
+
         _missing_pad_token_strategy = d.pop("missing_pad_token_strategy", UNSET)
         missing_pad_token_strategy: MissingPadTokenStrategy | Unset
         if isinstance(_missing_pad_token_strategy, Unset):
@@ -160,6 +170,7 @@ class DataConf:
             training_data=training_data,
             validation_data=validation_data,
             chat_template_name=chat_template_name,
+            max_bad_rows=max_bad_rows,
             missing_pad_token_strategy=missing_pad_token_strategy,
             padding_side=padding_side,
         )

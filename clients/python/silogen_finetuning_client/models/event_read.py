@@ -23,9 +23,9 @@ class EventRead:
         created_at (datetime.datetime):
         data (EventReadData):
         id (int): The cursor: increasing; the SSE `id`.
-        type_ (str): An engine event type (run_started, phase, metrics, eval, progress, checkpoint, storage, log,
-            status), or `log` with {stream, line} for an output line, or `job` with {status, attempt} for a service
-            transition.
+        type_ (str): An engine event type (run_started, phase, metrics, eval, progress, preprocessing, checkpoint,
+            storage, manifest, log, status), or `log` with {stream, line} for an output line, or `job` with {status,
+            attempt} for a service transition.
         attempt (int | None | Unset): The run of the job that wrote it (0: before any run; null: from an older version).
     """
 

@@ -30,6 +30,8 @@ class JobAttempt:
             again, their values superseded in the metrics.
         outcome (str | Unset): running, succeeded, failed, cancelled, handed_back (its worker shut down: queued again,
             not counted against the attempt limit) or lost (its worker stopped answering). Default: 'running'.
+        ray_restarts (int | None | Unset): A run on a Ray cluster: how many times Ray Train restarted its training group
+            (a lost Ray worker or node) from the newest checkpoint.
         reason (None | str | Unset): e.g. worker_shutdown, worker_lost, or the error code.
         resumed_from (None | ResumePoint | Unset): The checkpoint this run continued from, if it continued one.
         started_at (datetime.datetime | None | Unset):
@@ -43,6 +45,7 @@ class JobAttempt:
     lost_seconds: float | None | Unset = UNSET
     lost_steps: int | None | Unset = UNSET
     outcome: str | Unset = "running"
+    ray_restarts: int | None | Unset = UNSET
     reason: None | str | Unset = UNSET
     resumed_from: None | ResumePoint | Unset = UNSET
     started_at: datetime.datetime | None | Unset = UNSET
@@ -87,6 +90,12 @@ class JobAttempt:
             lost_steps = self.lost_steps
 
         outcome = self.outcome
+
+        ray_restarts: int | None | Unset
+        if isinstance(self.ray_restarts, Unset):
+            ray_restarts = UNSET
+        else:
+            ray_restarts = self.ray_restarts
 
         reason: None | str | Unset
         if isinstance(self.reason, Unset):
@@ -135,6 +144,8 @@ class JobAttempt:
             field_dict["lost_steps"] = lost_steps
         if outcome is not UNSET:
             field_dict["outcome"] = outcome
+        if ray_restarts is not UNSET:
+            field_dict["ray_restarts"] = ray_restarts
         if reason is not UNSET:
             field_dict["reason"] = reason
         if resumed_from is not UNSET:
@@ -208,6 +219,15 @@ class JobAttempt:
 
         outcome = d.pop("outcome", UNSET)
 
+        def _parse_ray_restarts(data: object) -> int | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(int | None | Unset, data)
+
+        ray_restarts = _parse_ray_restarts(d.pop("ray_restarts", UNSET))
+
         def _parse_reason(data: object) -> None | str | Unset:
             if data is None:
                 return data
@@ -268,6 +288,7 @@ class JobAttempt:
             lost_seconds=lost_seconds,
             lost_steps=lost_steps,
             outcome=outcome,
+            ray_restarts=ray_restarts,
             reason=reason,
             resumed_from=resumed_from,
             started_at=started_at,

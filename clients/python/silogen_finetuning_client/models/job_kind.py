@@ -1,11 +1,12 @@
 from typing import Literal
 
-JobKind = Literal["adapter-conversion", "dpo", "generate", "merge", "sft"]
+JobKind = Literal["adapter-conversion", "dpo", "generate", "grpo", "merge", "sft"]
 
 JOB_KIND_VALUES: set[JobKind] = {
     "adapter-conversion",
     "dpo",
     "generate",
+    "grpo",
     "merge",
     "sft",
 }

@@ -50,8 +50,8 @@ class JobRead:
         queue (str):
         resolved (JobReadResolved): What runs: `config` (paths in force, outputs under the job's folder),
             `num_processes`, `training_config` (adapter conversion), `upgrades` (fields of the original engine's libraries
-            that were read in today's spelling: `param`, `replacement`, `reason`) and, once running, `engine` (e.g. computed
-            batch sizes).
+            that were read in today's spelling: `param`, `replacement`, `reason`), `rerun_of` (a rerun: the job whose
+            manifest it reruns), `warnings` and, once running, `engine` (e.g. computed batch sizes).
         started_at (datetime.datetime | None):
         status (JobStatus):
         updated_at (datetime.datetime):

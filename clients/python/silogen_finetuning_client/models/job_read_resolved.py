@@ -13,7 +13,8 @@ T = TypeVar("T", bound="JobReadResolved")
 class JobReadResolved:
     """What runs: `config` (paths in force, outputs under the job's folder), `num_processes`, `training_config` (adapter
     conversion), `upgrades` (fields of the original engine's libraries that were read in today's spelling: `param`,
-    `replacement`, `reason`) and, once running, `engine` (e.g. computed batch sizes).
+    `replacement`, `reason`), `rerun_of` (a rerun: the job whose manifest it reruns), `warnings` and, once running,
+    `engine` (e.g. computed batch sizes).
 
     """
 

@@ -8,13 +8,19 @@ from ...client import AuthenticatedClient, Client
 from ...models.dpo_config import DPOConfig
 from ...models.error_response import ErrorResponse
 from ...models.job_read import JobRead
+from ...models.plan_report import PlanReport
 from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
-    body: DPOConfig,
+    body: DPOConfig | Unset = UNSET,
     processes: int | None | Unset = UNSET,
+    nodes: int | None | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
+    dry_run: bool | Unset = False,
+    gpu: None | str | Unset = UNSET,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
@@ -32,6 +38,31 @@ def _get_kwargs(
     else:
         json_processes = processes
     params["processes"] = json_processes
+
+    json_nodes: int | None | Unset
+    if isinstance(nodes, Unset):
+        json_nodes = UNSET
+    else:
+        json_nodes = nodes
+    params["nodes"] = json_nodes
+
+    json_from_manifest: None | str | Unset
+    if isinstance(from_manifest, Unset):
+        json_from_manifest = UNSET
+    else:
+        json_from_manifest = from_manifest
+    params["from_manifest"] = json_from_manifest
+
+    params["allow_changed_inputs"] = allow_changed_inputs
+
+    params["dry_run"] = dry_run
+
+    json_gpu: None | str | Unset
+    if isinstance(gpu, Unset):
+        json_gpu = UNSET
+    else:
+        json_gpu = gpu
+    params["gpu"] = json_gpu
 
     json_name: None | str | Unset
     if isinstance(name, Unset):
@@ -65,7 +96,8 @@ def _get_kwargs(
         "params": params,
     }
 
-    _kwargs["json"] = body.to_dict()
+    if not isinstance(body, Unset):
+        _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -75,9 +107,25 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ErrorResponse | JobRead | None:
+) -> ErrorResponse | JobRead | JobRead | PlanReport | None:
     if response.status_code == 200:
-        response_200 = JobRead.from_dict(response.json())
+
+        def _parse_response_200(data: object) -> JobRead | PlanReport:
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                response_200_type_0 = JobRead.from_dict(data)
+
+                return response_200_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            if not isinstance(data, dict):
+                raise TypeError()
+            response_200_type_1 = PlanReport.from_dict(data)
+
+            return response_200_type_1
+
+        response_200 = _parse_response_200(response.json())
 
         return response_200
 
@@ -134,7 +182,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ErrorResponse | JobRead]:
+) -> Response[ErrorResponse | JobRead | JobRead | PlanReport]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -146,29 +194,51 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: DPOConfig,
+    body: DPOConfig | Unset = UNSET,
     processes: int | None | Unset = UNSET,
+    nodes: int | None | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
+    dry_run: bool | Unset = False,
+    gpu: None | str | Unset = UNSET,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> Response[ErrorResponse | JobRead]:
+) -> Response[ErrorResponse | JobRead | JobRead | PlanReport]:
     """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
-        processes (int | None | Unset): Training processes (GPUs), launched with accelerate;
-            default: the service's.
+        processes (int | None | Unset): Training processes (GPUs) per node, launched with
+            accelerate (one node) or as Ray workers (several); default: the service's.
+        nodes (int | None | Unset): Machines the job trains on (default 1; a rerun: the job's).
+            More than 1 runs it on the service's Ray cluster (Ray Train); the total batch size stays
+            the same, the per-device batch follows the world size (nodes x processes).
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
+        dry_run (bool | Unset): sft and dpo: check the submission as usual (the same 422s), then
+            answer 200 with a pre-flight plan (problem rows, token statistics, steps, memory, time)
+            instead of a job; nothing is stored or queued. See docs/plan.md. Default: False.
+        gpu (None | str | Unset): With dry_run: the card to give a memory verdict and a time
+            estimate for (e.g. H100-80GB); default: every card the plan knows.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (DPOConfig): Preference optimization (``finetuning dpo config.yaml``); DPO knobs live
-            in ``training_args``, and
+        body (DPOConfig | Unset): Preference optimization (``finetuning dpo config.yaml``); DPO
+            knobs live in ``training_args``, and
             ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
     Raises:
@@ -176,12 +246,17 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | JobRead]
+        Response[ErrorResponse | JobRead | JobRead | PlanReport]
     """
 
     kwargs = _get_kwargs(
         body=body,
         processes=processes,
+        nodes=nodes,
+        from_manifest=from_manifest,
+        allow_changed_inputs=allow_changed_inputs,
+        dry_run=dry_run,
+        gpu=gpu,
         name=name,
         label=label,
         queue=queue,
@@ -198,29 +273,51 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: DPOConfig,
+    body: DPOConfig | Unset = UNSET,
     processes: int | None | Unset = UNSET,
+    nodes: int | None | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
+    dry_run: bool | Unset = False,
+    gpu: None | str | Unset = UNSET,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> ErrorResponse | JobRead | None:
+) -> ErrorResponse | JobRead | JobRead | PlanReport | None:
     """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
-        processes (int | None | Unset): Training processes (GPUs), launched with accelerate;
-            default: the service's.
+        processes (int | None | Unset): Training processes (GPUs) per node, launched with
+            accelerate (one node) or as Ray workers (several); default: the service's.
+        nodes (int | None | Unset): Machines the job trains on (default 1; a rerun: the job's).
+            More than 1 runs it on the service's Ray cluster (Ray Train); the total batch size stays
+            the same, the per-device batch follows the world size (nodes x processes).
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
+        dry_run (bool | Unset): sft and dpo: check the submission as usual (the same 422s), then
+            answer 200 with a pre-flight plan (problem rows, token statistics, steps, memory, time)
+            instead of a job; nothing is stored or queued. See docs/plan.md. Default: False.
+        gpu (None | str | Unset): With dry_run: the card to give a memory verdict and a time
+            estimate for (e.g. H100-80GB); default: every card the plan knows.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (DPOConfig): Preference optimization (``finetuning dpo config.yaml``); DPO knobs live
-            in ``training_args``, and
+        body (DPOConfig | Unset): Preference optimization (``finetuning dpo config.yaml``); DPO
+            knobs live in ``training_args``, and
             ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
     Raises:
@@ -228,13 +325,18 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | JobRead
+        ErrorResponse | JobRead | JobRead | PlanReport
     """
 
     return sync_detailed(
         client=client,
         body=body,
         processes=processes,
+        nodes=nodes,
+        from_manifest=from_manifest,
+        allow_changed_inputs=allow_changed_inputs,
+        dry_run=dry_run,
+        gpu=gpu,
         name=name,
         label=label,
         queue=queue,
@@ -245,29 +347,51 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: DPOConfig,
+    body: DPOConfig | Unset = UNSET,
     processes: int | None | Unset = UNSET,
+    nodes: int | None | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
+    dry_run: bool | Unset = False,
+    gpu: None | str | Unset = UNSET,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> Response[ErrorResponse | JobRead]:
+) -> Response[ErrorResponse | JobRead | JobRead | PlanReport]:
     """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
-        processes (int | None | Unset): Training processes (GPUs), launched with accelerate;
-            default: the service's.
+        processes (int | None | Unset): Training processes (GPUs) per node, launched with
+            accelerate (one node) or as Ray workers (several); default: the service's.
+        nodes (int | None | Unset): Machines the job trains on (default 1; a rerun: the job's).
+            More than 1 runs it on the service's Ray cluster (Ray Train); the total batch size stays
+            the same, the per-device batch follows the world size (nodes x processes).
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
+        dry_run (bool | Unset): sft and dpo: check the submission as usual (the same 422s), then
+            answer 200 with a pre-flight plan (problem rows, token statistics, steps, memory, time)
+            instead of a job; nothing is stored or queued. See docs/plan.md. Default: False.
+        gpu (None | str | Unset): With dry_run: the card to give a memory verdict and a time
+            estimate for (e.g. H100-80GB); default: every card the plan knows.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (DPOConfig): Preference optimization (``finetuning dpo config.yaml``); DPO knobs live
-            in ``training_args``, and
+        body (DPOConfig | Unset): Preference optimization (``finetuning dpo config.yaml``); DPO
+            knobs live in ``training_args``, and
             ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
     Raises:
@@ -275,12 +399,17 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | JobRead]
+        Response[ErrorResponse | JobRead | JobRead | PlanReport]
     """
 
     kwargs = _get_kwargs(
         body=body,
         processes=processes,
+        nodes=nodes,
+        from_manifest=from_manifest,
+        allow_changed_inputs=allow_changed_inputs,
+        dry_run=dry_run,
+        gpu=gpu,
         name=name,
         label=label,
         queue=queue,
@@ -295,29 +424,51 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: DPOConfig,
+    body: DPOConfig | Unset = UNSET,
     processes: int | None | Unset = UNSET,
+    nodes: int | None | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
+    dry_run: bool | Unset = False,
+    gpu: None | str | Unset = UNSET,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> ErrorResponse | JobRead | None:
+) -> ErrorResponse | JobRead | JobRead | PlanReport | None:
     """Submit a preference-tuning (DPO) job
 
      Preference optimization (``finetuning dpo config.yaml``); DPO knobs live in ``training_args``, and
         ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
-        processes (int | None | Unset): Training processes (GPUs), launched with accelerate;
-            default: the service's.
+        processes (int | None | Unset): Training processes (GPUs) per node, launched with
+            accelerate (one node) or as Ray workers (several); default: the service's.
+        nodes (int | None | Unset): Machines the job trains on (default 1; a rerun: the job's).
+            More than 1 runs it on the service's Ray cluster (Ray Train); the total batch size stays
+            the same, the per-device batch follows the world size (nodes x processes).
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
+        dry_run (bool | Unset): sft and dpo: check the submission as usual (the same 422s), then
+            answer 200 with a pre-flight plan (problem rows, token statistics, steps, memory, time)
+            instead of a job; nothing is stored or queued. See docs/plan.md. Default: False.
+        gpu (None | str | Unset): With dry_run: the card to give a memory verdict and a time
+            estimate for (e.g. H100-80GB); default: every card the plan knows.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (DPOConfig): Preference optimization (``finetuning dpo config.yaml``); DPO knobs live
-            in ``training_args``, and
+        body (DPOConfig | Unset): Preference optimization (``finetuning dpo config.yaml``); DPO
+            knobs live in ``training_args``, and
             ``training_args.loss_type`` also selects the related methods (KTO, ORPO, SimPO/CPO).
 
     Raises:
@@ -325,7 +476,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | JobRead
+        ErrorResponse | JobRead | JobRead | PlanReport
     """
 
     return (
@@ -333,6 +484,11 @@ async def asyncio(
             client=client,
             body=body,
             processes=processes,
+            nodes=nodes,
+            from_manifest=from_manifest,
+            allow_changed_inputs=allow_changed_inputs,
+            dry_run=dry_run,
+            gpu=gpu,
             name=name,
             label=label,
             queue=queue,

@@ -13,7 +13,9 @@ from ...types import UNSET, Response, Unset
 
 def _get_kwargs(
     *,
-    body: GenerateConfig,
+    body: GenerateConfig | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
@@ -24,6 +26,15 @@ def _get_kwargs(
         headers["Idempotency-Key"] = idempotency_key
 
     params: dict[str, Any] = {}
+
+    json_from_manifest: None | str | Unset
+    if isinstance(from_manifest, Unset):
+        json_from_manifest = UNSET
+    else:
+        json_from_manifest = from_manifest
+    params["from_manifest"] = json_from_manifest
+
+    params["allow_changed_inputs"] = allow_changed_inputs
 
     json_name: None | str | Unset
     if isinstance(name, Unset):
@@ -57,7 +68,8 @@ def _get_kwargs(
         "params": params,
     }
 
-    _kwargs["json"] = body.to_dict()
+    if not isinstance(body, Unset):
+        _kwargs["json"] = body.to_dict()
 
     headers["Content-Type"] = "application/json"
 
@@ -138,7 +150,9 @@ def _build_response(
 def sync_detailed(
     *,
     client: AuthenticatedClient,
-    body: GenerateConfig,
+    body: GenerateConfig | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
@@ -148,14 +162,23 @@ def sync_detailed(
 
      Generation with HF ``generate`` (``generate config.yaml output.yaml``).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (GenerateConfig): Generation with HF ``generate`` (``generate config.yaml
+        body (GenerateConfig | Unset): Generation with HF ``generate`` (``generate config.yaml
             output.yaml``).
 
     Raises:
@@ -168,6 +191,8 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        from_manifest=from_manifest,
+        allow_changed_inputs=allow_changed_inputs,
         name=name,
         label=label,
         queue=queue,
@@ -184,7 +209,9 @@ def sync_detailed(
 def sync(
     *,
     client: AuthenticatedClient,
-    body: GenerateConfig,
+    body: GenerateConfig | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
@@ -194,14 +221,23 @@ def sync(
 
      Generation with HF ``generate`` (``generate config.yaml output.yaml``).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (GenerateConfig): Generation with HF ``generate`` (``generate config.yaml
+        body (GenerateConfig | Unset): Generation with HF ``generate`` (``generate config.yaml
             output.yaml``).
 
     Raises:
@@ -215,6 +251,8 @@ def sync(
     return sync_detailed(
         client=client,
         body=body,
+        from_manifest=from_manifest,
+        allow_changed_inputs=allow_changed_inputs,
         name=name,
         label=label,
         queue=queue,
@@ -225,7 +263,9 @@ def sync(
 async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
-    body: GenerateConfig,
+    body: GenerateConfig | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
@@ -235,14 +275,23 @@ async def asyncio_detailed(
 
      Generation with HF ``generate`` (``generate config.yaml output.yaml``).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (GenerateConfig): Generation with HF ``generate`` (``generate config.yaml
+        body (GenerateConfig | Unset): Generation with HF ``generate`` (``generate config.yaml
             output.yaml``).
 
     Raises:
@@ -255,6 +304,8 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        from_manifest=from_manifest,
+        allow_changed_inputs=allow_changed_inputs,
         name=name,
         label=label,
         queue=queue,
@@ -269,7 +320,9 @@ async def asyncio_detailed(
 async def asyncio(
     *,
     client: AuthenticatedClient,
-    body: GenerateConfig,
+    body: GenerateConfig | Unset = UNSET,
+    from_manifest: None | str | Unset = UNSET,
+    allow_changed_inputs: bool | Unset = False,
     name: None | str | Unset = UNSET,
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
@@ -279,14 +332,23 @@ async def asyncio(
 
      Generation with HF ``generate`` (``generate config.yaml output.yaml``).
 
-    Job metadata (name, labels, queue) goes in query parameters, beside the config.
+    Job metadata (name, labels, queue) goes in query parameters, beside the config. With
+    `from_manifest=<job id>` and no body it reruns that job with its config as it ran (`GET
+    /v1/jobs/{job_id}/manifest`); 409 `inputs_changed` when a local file it read has changed since.
 
     Args:
+        from_manifest (None | str | Unset): Rerun this job of the project (same kind) with its
+            config as it ran: its manifest's concrete values (seeds, the model's commit, the engine's
+            choices) applied, a new output folder. Send no body. Its queue, name, labels, nodes and
+            processes are the default. See docs/manifest.md.
+        allow_changed_inputs (bool | Unset): With from_manifest: submit even though a local input
+            changed since the job ran (409 `inputs_changed` otherwise); the job's `resolved.warnings`
+            name the changes. Default: False.
         name (None | str | Unset): A name for people.
         label (list[str] | None | Unset): `key=value`; repeat for several labels.
         queue (None | str | Unset): Celery queue (GPU pool); default: the service's.
         idempotency_key (None | str | Unset): A retry with the same key returns the first job.
-        body (GenerateConfig): Generation with HF ``generate`` (``generate config.yaml
+        body (GenerateConfig | Unset): Generation with HF ``generate`` (``generate config.yaml
             output.yaml``).
 
     Raises:
@@ -301,6 +363,8 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             body=body,
+            from_manifest=from_manifest,
+            allow_changed_inputs=allow_changed_inputs,
             name=name,
             label=label,
             queue=queue,

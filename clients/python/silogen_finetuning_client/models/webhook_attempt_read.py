@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="WebhookAttemptRead")
+
+
+@_attrs_define
+class WebhookAttemptRead:
+    """
+    Attributes:
+        attempted_at (datetime.datetime):
+        duration_ms (int):
+        error (None | str): Why the attempt failed (a status that is not 2xx, refused, timed out).
+        response (None | str): The first bytes of the answer's body.
+        status_code (int | None): The receiver's HTTP status; null when no answer came.
+    """
+
+    attempted_at: datetime.datetime
+    duration_ms: int
+    error: None | str
+    response: None | str
+    status_code: int | None
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        attempted_at = self.attempted_at.isoformat()
+
+        duration_ms = self.duration_ms
+
+        error: None | str
+        error = self.error
+
+        response: None | str
+        response = self.response
+
+        status_code: int | None
+        status_code = self.status_code
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "attempted_at": attempted_at,
+                "duration_ms": duration_ms,
+                "error": error,
+                "response": response,
+                "status_code": status_code,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        attempted_at = datetime.datetime.fromisoformat(d.pop("attempted_at"))
+
+        duration_ms = d.pop("duration_ms")
+
+        def _parse_error(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        error = _parse_error(d.pop("error"))
+
+        def _parse_response(data: object) -> None | str:
+            if data is None:
+                return data
+            return cast(None | str, data)
+
+        response = _parse_response(d.pop("response"))
+
+        def _parse_status_code(data: object) -> int | None:
+            if data is None:
+                return data
+            return cast(int | None, data)
+
+        status_code = _parse_status_code(d.pop("status_code"))
+
+        webhook_attempt_read = cls(
+            attempted_at=attempted_at,
+            duration_ms=duration_ms,
+            error=error,
+            response=response,
+            status_code=status_code,
+        )
+
+        webhook_attempt_read.additional_properties = d
+        return webhook_attempt_read
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties
