@@ -278,7 +278,7 @@ def _add_submission_routes() -> None:
                     if kind in plans.PLAN_KINDS
                     else {"model": JobRead, "description": "The job an earlier request with this Idempotency-Key made"}
                 ),
-                **error_responses(401, 409, 413, 415, 422, 429, 503),
+                **error_responses(401, 404, 409, 413, 415, 422, 429, 503),
             },
         )
 

@@ -155,5 +155,5 @@ def test_jobs_without_a_manifest_say_why(client: httpx.Client, tiny_model_dir: P
     answer = client.get(f"/v1/jobs/{merge.json()['id']}/manifest")
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "no_manifest"
-    assert "sft, dpo, generate" in answer.json()["error"]["message"]
+    assert "sft, dpo, grpo, generate" in answer.json()["error"]["message"]
     client.post(f"/v1/jobs/{merge.json()['id']}/cancel")
