@@ -101,7 +101,11 @@ class RayCluster:
                 self.stop()
                 raise RuntimeError(f"the Ray head did not answer within {START_TIMEOUT_S} s")
             time.sleep(0.5)
-        self.wait_for_job_agent(deadline)
+        try:
+            self.wait_for_job_agent(deadline)
+        except BaseException:
+            self.stop()  # a head that takes no jobs is no use, and must not outlive the test
+            raise
 
     def wait_for_job_agent(self, deadline: float) -> None:
         """A new head answers before its job agent is up ("No available agent to submit job"): a trivial job that
