@@ -291,7 +291,7 @@ def _compare(root: Path, files: dict[str, Any]) -> tuple[str | None, bool]:
         return None, False
     skipped = False
     if root.is_dir():
-        from finetuning.manifest import folder_files
+        from finetuning.hashing import folder_files
 
         now = {p.relative_to(root).as_posix() for p in folder_files(root)}
         if now != set(files):

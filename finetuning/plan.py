@@ -6,7 +6,7 @@ real data: the same start-up checks (:mod:`finetuning.preflight`), the same toke
 :func:`finetuning.data.preprocess.prepare_sft_datasets`; preference data:
 :func:`finetuning.data.preference.prepare_preference_datasets` and TRL's own tokenization), the same labels
 (the SFT collator's ``row_labels``: completions-only masking), the same packing rule
-(:func:`finetuning.data.packing.bfd_bins`), the same batch plan and learning rate (:mod:`finetuning.batchsize`) and
+(:func:`finetuning.data.bfd.bfd_bins`), the same batch plan and learning rate (:mod:`finetuning.batchsize`) and
 the same memory estimator (:mod:`finetuning.memory`, on the model built on the ``meta`` device: no weights are
 read). Nothing is trained and no model weights are loaded.
 
@@ -34,6 +34,7 @@ from finetuning.batchsize import BatchPlan, plan_batches, scaled_learning_rate
 from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, WeightedMixInput
 from finetuning.config.jobs import DPOConfig, SFTConfig
 from finetuning.config.model import NoPeftConf
+from finetuning.data.encoding import example_lengths
 from finetuning.memory import HEADROOM, estimate_training_memory
 from finetuning.preflight import preflight_training
 from finetuning.throughput_table import ACCELERATORS, ASSUMED_MFU, CPU_MEASURED, Accelerator, accelerator
@@ -256,7 +257,7 @@ def _plan_sft(
     config: SFTConfig, sample: Sample, batch: BatchPlan, options: PlanOptions, cache_dir: Path
 ) -> dict[str, Any]:
     from finetuning.collators import build_sft_collator
-    from finetuning.data.packing import bfd_bins
+    from finetuning.data.bfd import bfd_bins
     from finetuning.data.preprocess import prepare_sft_datasets
     from finetuning.methods.common import load_training_tokenizer
 
@@ -311,7 +312,7 @@ def _plan_sft(
     statistics: dict[str, Any] = {"train": train_stats}
     if validation is not None:
         statistics["validation"] = _sft_statistics(validation, collator, factor)
-    lengths = _lengths(train)
+    lengths = example_lengths(train)
     packing: dict[str, Any] | None = None
     rows = train_stats["rows"]
     if sft_args.packing:
@@ -480,14 +481,8 @@ def _whole_length(tokenizer: PreTrainedTokenizerBase, messages: list[dict[str, A
     return len(encoder.encode([encoder.render(messages)])[0])
 
 
-def _lengths(dataset: Dataset) -> np.ndarray:
-    lengths = np.asarray(dataset.data.column("length").to_numpy(), dtype=np.int64)
-    indices = dataset._indices
-    return lengths if indices is None else lengths[indices.column(0).to_numpy()]
-
-
 def _sft_statistics(dataset: Dataset, collator: Any, factor: float) -> dict[str, Any]:
-    lengths = _lengths(dataset)
+    lengths = example_lengths(dataset)
     n = len(lengths)
     stats = _length_statistics(lengths, factor)
     # labels as the collator computes them, for every row or an even sample

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from finetuning.contract import EXIT_FAILED, RAY_EVENT_MARKER, RAY_LAUNCH_MARKER, STOP_REQUEST_FILE, STOP_SIGNAL
 from finetuning.storage.uri import S3Uri, is_remote
+from jobcore.executors import stop_ray_job
 
 STATUS_POLL_S = 1.0
 RECONNECT_S = 2.0
@@ -104,7 +105,7 @@ class RayJob:
         except Exception as exc:
             raise RayUnavailable(
                 f"could not {'find' if self.attach else 'submit'} Ray job {self.submission_id} at {self.address}: "
-                f"{_first_line(exc)}"
+                f"{first_line(exc)}"
             ) from exc
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -135,7 +136,7 @@ class RayJob:
                     pass
                 if time.monotonic() > deadline:
                     raise
-                self.log.warning("submitting Ray job %s failed, retrying: %s", self.submission_id, _first_line(exc))
+                self.log.warning("submitting Ray job %s failed, retrying: %s", self.submission_id, first_line(exc))
                 time.sleep(RECONNECT_S)
 
     def describe(self) -> dict[str, Any]:
@@ -161,12 +162,9 @@ class RayJob:
         """Stop the Ray job (Ray sends its driver SIGTERM; its Ray workers, and their engines, go with it)."""
         if self._client is None or self._stopped:
             return
-        try:
-            self._client.stop_job(self.submission_id)
-            self._stopped = True
+        self._stopped = stop_ray_job(self.address, self.submission_id)
+        if self._stopped:
             self.log.info("stopped Ray job %s", self.submission_id)
-        except Exception as exc:
-            self.log.warning("could not stop Ray job %s: %s", self.submission_id, exc)
 
     def detach(self) -> None:
         """Leave the Ray job running (this worker hands the job over): :meth:`end` does not stop it."""
@@ -318,7 +316,8 @@ class RayJob:
             os.close(fd)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """An exception as one line (a database or HTTP error's message can run to pages)."""
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

@@ -20,7 +20,6 @@ handler is installed, as does ``accelerate launch``), saves a checkpoint at its 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import time
@@ -30,17 +29,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from finetuning.contract import JOB_ATTEMPT_ENV, JOB_ID_ENV, SECRET_ENV_PREFIX, STAGING_DIR_ENV
-from finetuning.redaction import references, remember
 from jobcore.logs import job_context
 from jobcore.models import TRAINING_KINDS, JobKind, JobStatus
 from jobcore.secrets import SecretsUnavailable
 from jobcore.settings import ServiceSettings
-from worker import shutdown, store
+from worker import engine_env, shutdown, store
+from worker.engine_env import MissingSecret
 from worker.launch import EngineCommand, engine_command, ray_command, retry_config
 from worker.outcome import Outcome, decide, error
 from worker.output import EngineOutput
-from worker.ray_job import RayJob, RayUnavailable, stop_request
+from worker.ray_job import RayJob, RayUnavailable, first_line, stop_request
 from worker.supervise import EngineProcess, Stopping
 
 logger = logging.getLogger(__name__)
@@ -49,10 +47,6 @@ POLL_S = 0.25  # how often output and events are collected and written
 CANCEL_POLL_S = 1.0  # how often a cheap read checks for a cancel between lease renewals
 MAX_BATCH = 500  # events per transaction
 DRAIN_TIMEOUT_S = 5.0  # for the readers to reach the end of the pipes once the child has exited
-
-# The service's own settings (database and broker URLs among them) are not the engine's business: user-supplied code
-# runs in the child (trust_remote_code, chat templates), so they are not passed on.
-_SERVICE_ENV = {f"FINETUNING_{name}".upper() for name in ServiceSettings.model_fields}
 
 T = TypeVar("T")
 
@@ -69,10 +63,6 @@ class JobLog(logging.LoggerAdapter[logging.Logger]):
         job_id = self.extra["job_id"] if self.extra else "?"
         kwargs["extra"] = {"job_id": job_id, **(kwargs.get("extra") or {})}
         return f"[job {job_id}] {msg}", kwargs
-
-
-class MissingSecret(Exception):
-    """A secret the job refers to was deleted after the job was submitted."""
 
 
 class LeaseLost(Exception):
@@ -231,65 +221,15 @@ class JobRun:
         return command
 
     def secret_environment(self) -> dict[str, str]:
-        """The project's secrets this job refers to, as the engine's environment: ``${secrets.NAME}`` in its config
-        as ``FINETUNING_SECRET__NAME``, and its ``env_secrets`` as the variables they name. Only the engine process
-        gets them: not the queue message, not the job folder, not the events (this process masks them from now)."""
-        config = self.claim.resolved.get("config") or {}
-        env_secrets = dict(references(self.claim.resolved.get("env_secrets") or {}))
-        referenced = {name for _, name in references(config)}
-        names = referenced | set(env_secrets.values())
-        if not names:
-            return {}
-        values = self.with_db_retry(lambda: store.job_secrets(self.settings, self.claim.project, names))
-        missing = sorted(names - values.keys())
-        if missing:
-            raise MissingSecret(
-                f"the job refers to secrets that no longer exist: {', '.join(missing)}; set them (POST /v1/secrets) "
-                "and resume or resubmit the job"
-            )
-        remember(values.values())
-        env = {f"{SECRET_ENV_PREFIX}{name}": values[name] for name in referenced}
-        env.update({variable: values[name] for variable, name in env_secrets.items()})
-        return env
+        """The project's secrets this job refers to, as the engine's environment (:func:`worker.engine_env.secrets`)."""
+        return engine_env.secrets(
+            self.claim.resolved,
+            lambda names: self.with_db_retry(lambda: store.job_secrets(self.settings, self.claim.project, names)),
+        )
 
     @property
     def ray_folder(self) -> Path:
         return self.job_dir / "ray"
-
-    def ray_env(self) -> dict[str, str]:
-        """What a Ray job gets from the service: the job's identity and tracking server (the cluster's machines have
-        their own environment: bucket credentials, caches, hub access)."""
-        env = {
-            JOB_ID_ENV: self.claim.job_id,
-            JOB_ATTEMPT_ENV: str(self.claim.attempt),
-            "PYTHONUNBUFFERED": "1",
-            "RAY_DEDUP_LOGS": "0",  # every rank's lines as they are; rank 0's events are unique anyway
-            "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",  # print() stays print(): the engines' output reaches the log as is
-        }
-        config = self.claim.resolved.get("config") or {}
-        if self.settings.mlflow_tracking_uri and not config.get("tracking"):
-            env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
-        return env
-
-    def child_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k.upper() not in _SERVICE_ENV}
-        env["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed, not when a buffer fills
-        # the engine tags its events and its MLflow run with the job and this run of it (finetuning.settings)
-        env[JOB_ID_ENV] = self.claim.job_id
-        env[JOB_ATTEMPT_ENV] = str(self.claim.attempt)
-        # outputs bound for a bucket are written in the job's folder first: a later run of the job on this machine
-        # finds what was not uploaded yet, and the folder goes when the job is done
-        env[STAGING_DIR_ENV] = str(self.job_dir / "staging")
-        config = self.claim.resolved.get("config") or {}
-        if self.settings.mlflow_tracking_uri and not config.get("tracking"):
-            env["MLFLOW_TRACKING_URI"] = self.settings.mlflow_tracking_uri
-        if self.settings.engine_python is None:
-            # the worker's own interpreter runs the engine: make it import the same engine code as the worker
-            import finetuning
-
-            root = str(Path(finetuning.__file__).resolve().parents[1])
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        return env
 
     def start(self, command: EngineCommand, secret_env: dict[str, str] | None = None) -> None:
         if isinstance(self.engine, RayJob):
@@ -299,7 +239,11 @@ class JobRun:
         if earlier:
             self.backfill(earlier)
         self.log.info("starting %s", " ".join(command.argv))
-        process = self.engine.start(command.argv, self.job_dir, {**self.child_env(), **(secret_env or {})})
+        process = self.engine.start(
+            command.argv,
+            self.job_dir,
+            {**engine_env.for_process(self.settings, self.claim, self.job_dir), **(secret_env or {})},
+        )
         self.output.read_pipes(process.stdout, process.stderr)
         self.pending.append(
             (
@@ -319,7 +263,9 @@ class JobRun:
             ):
                 raise LeaseLost
             self.log.info("starting on Ray: %s", " ".join(command.argv))
-        handle = self.engine.start(command.argv, self.ray_folder, {**self.ray_env(), **secret_env})
+        handle = self.engine.start(
+            command.argv, self.ray_folder, {**engine_env.for_ray(self.settings, self.claim), **secret_env}
+        )
         self.output.read_pipes(handle.stdout, handle.stderr)
         data = {**self.engine.describe(), "attempt": self.claim.attempt, "argv": command.argv}
         if self.engine.attach:
@@ -408,7 +354,7 @@ class JobRun:
         except _UNREACHABLE as exc:
             # the database is unreachable: keep training while our lease is still valid, then stop (it may be
             # claimed by another worker after that, and two copies must never run)
-            self.log.warning("lease check failed: %s", _first_line(exc))
+            self.log.warning("lease check failed: %s", first_line(exc))
             if time.monotonic() > self.lease_valid_until:
                 raise LeaseLost from exc
             return
@@ -475,7 +421,7 @@ class JobRun:
                 held = store.append_events(self.settings, self.claim.job_id, self.claim.attempt, batch)
             except _UNREACHABLE as exc:
                 if not final:
-                    self.log.warning("storing %d events failed, will retry: %s", len(self.pending), _first_line(exc))
+                    self.log.warning("storing %d events failed, will retry: %s", len(self.pending), first_line(exc))
                     if time.monotonic() > self.lease_valid_until:
                         raise LeaseLost from exc
                     return
@@ -494,9 +440,5 @@ class JobRun:
             except _UNREACHABLE as exc:
                 if time.monotonic() > self.lease_valid_until:
                     raise LeaseLost from exc
-                self.log.warning("database unavailable, retrying: %s", _first_line(exc))
+                self.log.warning("database unavailable, retrying: %s", first_line(exc))
                 time.sleep(1.0)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from datasets import Features, List, Value
 
 from finetuning.tokenizer import SpecialTokenFraming
 
 if TYPE_CHECKING:
+    from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
 # Fixed column types, so that the result does not depend on type inference (or on num_proc). int32 ids and an int8
@@ -117,3 +119,14 @@ def rows_batch(rows: list[list[int]]) -> pa.RecordBatch:
         ],
         schema=SFT_SCHEMA,
     )
+
+
+def example_lengths(dataset: Dataset, column: str = "input_ids") -> np.ndarray:
+    """Tokens per example (the ``length`` column, else the lengths of ``column``'s lists) through the dataset's index
+    mapping (select, split), read from that one column of the underlying table: no other column is touched."""
+    if "length" in dataset.column_names:
+        lengths = np.asarray(dataset.data.column("length").to_numpy(), dtype=np.int64)
+    else:
+        lengths = np.asarray(pc.list_value_length(dataset.data.column(column)).to_numpy(zero_copy_only=False))
+    indices = dataset._indices
+    return lengths if indices is None else lengths[indices.column(0).to_numpy()]

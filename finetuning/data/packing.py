@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import tempfile
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ from datasets import Dataset, Features, List, Value
 from datasets.table import ConcatenationTable, InMemoryTable, MemoryMappedTable
 
 from finetuning.collators import IGNORE_INDEX, CausalLMCollator
+from finetuning.data.bfd import bfd_bins
+from finetuning.data.encoding import example_lengths
 from finetuning.data.progress import StageProgress
 from finetuning.models import causal_lm_of
 
@@ -52,8 +53,6 @@ PACKING_VERSION = 3
 
 # packed rows written per Arrow record batch (and read per memory map)
 _ROWS_PER_BLOCK = 2048
-# sorted lengths turned into Python ints at a time by the BFD loop
-_BFD_CHUNK = 1 << 16
 _META_FILE = "packing.json"
 _DATA_FILE = "packed.arrow"
 _PACKED_FEATURES = Features(
@@ -119,49 +118,6 @@ def _label_batch(batch: dict[str, list[list[int]]], indices: list[int], labeler:
             row[0] = IGNORE_INDEX
         labels.append(row)
     return {"input_ids": batch["input_ids"], "labels": labels}
-
-
-def bfd_bins(lengths: np.ndarray, seq_length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Best-fit decreasing of examples of ``lengths`` (each in 1..``seq_length``) into rows of ``seq_length``.
-
-    Returns ``order`` (example positions, row after row) and ``row_sizes`` (examples per row). The rule is TRL's
-    ``_pack_bfd``: examples longest first (ties in position order), each into the row with the least room that
-    still fits it (rows with equal room: the one that got that room first), else a new row.
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    if len(lengths) and (lengths.min() < 1 or lengths.max() > seq_length):
-        raise ValueError(f"every length must be in 1..{seq_length}")
-    by_length = np.argsort(-lengths, kind="stable")
-    sorted_lengths = lengths[by_length]
-    row_of = np.empty(len(lengths), dtype=np.int64)
-    rooms: list[deque[int]] = [deque() for _ in range(seq_length + 1)]  # rows by their free room
-    free = 0  # bit r set: some row has exactly r free (0 < r < seq_length)
-    rows = 0
-    for start in range(0, len(lengths), _BFD_CHUNK):
-        chunk = sorted_lengths[start : start + _BFD_CHUNK].tolist()
-        placed = [0] * len(chunk)
-        for k, length in enumerate(chunk):
-            fitting = free >> length
-            if fitting:
-                room = length + (fitting & -fitting).bit_length() - 1  # the least room >= length
-                queue = rooms[room]
-                row = queue.popleft()
-                if not queue:
-                    free ^= 1 << room
-            else:
-                room, row = seq_length, rows
-                rows += 1
-            placed[k] = row
-            left = room - length
-            if left:
-                queue = rooms[left]
-                if not queue:
-                    free |= 1 << left
-                queue.append(row)
-        row_of[start : start + len(chunk)] = placed
-    # examples row after row, in the order they were placed
-    order = by_length[np.argsort(row_of, kind="stable")]
-    return order, np.bincount(row_of, minlength=rows)
 
 
 def pack_examples(
@@ -243,7 +199,7 @@ def _pack(
         progress.done(stats.examples, cache="hit")
         return packed, stats
 
-    lengths = _lengths(dataset, columns[0])
+    lengths = example_lengths(dataset, columns[0])
     usable = np.flatnonzero(lengths > 0)  # empty examples are left out, as TRL does
     clipped = np.minimum(lengths[usable], seq_length)
     order, row_sizes = bfd_bins(clipped, seq_length)
@@ -355,17 +311,6 @@ def _starts(sizes: np.ndarray) -> np.ndarray:
     starts = np.zeros(len(sizes), dtype=np.int64)
     np.cumsum(sizes[:-1], out=starts[1:])
     return starts
-
-
-def _lengths(dataset: Dataset, column: str) -> np.ndarray:
-    """Tokens per example of ``column`` (from ``length`` when present), through the dataset's index mapping: read
-    from that one column of the underlying table, so no other column is touched."""
-    if "length" in dataset.column_names:
-        lengths = np.asarray(dataset.data.column("length").to_numpy(), dtype=np.int64)
-    else:
-        lengths = np.asarray(pc.list_value_length(dataset.data.column(column)).to_numpy(zero_copy_only=False))
-    indices = dataset._indices
-    return lengths if indices is None else lengths[indices.column(0).to_numpy()]
 
 
 class _Rows:

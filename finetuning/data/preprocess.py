@@ -29,7 +29,7 @@ import numpy as np
 from datasets import Dataset
 
 from finetuning.config.data import AutoSplitInput, ConcatenationInput, DataConf, DataType, NoneInput, WeightedMixInput
-from finetuning.data.encoding import SFT_FEATURES, SFTEncoder
+from finetuning.data.encoding import SFT_FEATURES, SFTEncoder, example_lengths
 from finetuning.data.loading import BadRows
 from finetuning.data.mixing import mix_indices
 from finetuning.data.progress import StageProgress
@@ -121,7 +121,7 @@ def preprocess_sft(
 
     dropped = 0
     if length_handling == "filter":
-        lengths = _lengths(dataset)
+        lengths = example_lengths(dataset)
         keep = np.flatnonzero(lengths <= max_seq_length)
         dropped = len(dataset) - len(keep)
         if dropped:
@@ -267,15 +267,8 @@ def sort_longest_first(dataset: Dataset) -> Dataset:
     """The dataset ordered by ``length``, longest first (ties keep their order)."""
     # Not Dataset.sort: in datasets 5.2, sort(keep_in_memory=True) on a memory-mapped dataset raises
     # ("use either keep_in_memory or indices_cache_file_name"), and it trips a pyarrow FutureWarning.
-    order = np.argsort(-_lengths(dataset), kind="stable")
+    order = np.argsort(-example_lengths(dataset), kind="stable")
     return dataset.select(order, keep_in_memory=True)
-
-
-def _lengths(dataset: Dataset) -> np.ndarray:
-    """The ``length`` column through the dataset's index mapping (select, split), the other columns untouched."""
-    lengths = np.asarray(dataset.data.column("length").to_numpy(), dtype=np.int64)
-    indices = dataset._indices
-    return lengths if indices is None else lengths[indices.column(0).to_numpy()]
 
 
 def prepare_sft_datasets(
@@ -334,7 +327,7 @@ def prepare_sft_datasets(
             events.log("warning", summary)
 
     def examples(what: str, base: Dataset, ids: np.ndarray) -> np.ndarray:
-        lengths = _lengths(base)
+        lengths = example_lengths(base)
         if length_handling == "filter":
             kept = ids[lengths[ids] <= max_seq_length]
             dropped = len(ids) - len(kept)
@@ -402,7 +395,7 @@ def _concatenated(sources: list[TokenizedSource]) -> Dataset:
 
 
 def _longest_first(base: Dataset, ids: np.ndarray) -> np.ndarray:
-    return ids[np.argsort(-_lengths(base)[ids], kind="stable")]
+    return ids[np.argsort(-example_lengths(base)[ids], kind="stable")]
 
 
 def _select(base: Dataset, ids: np.ndarray) -> Dataset:

@@ -14,7 +14,7 @@ import yaml
 from sft_helpers import run_cli, sft_config
 
 from finetuning.events import read_events
-from finetuning.manifest import HashCache, folder_digest
+from finetuning.hashing import HashCache, folder_digest
 from finetuning.tiny import tiny_chat_records, write_jsonl
 from finetuning.tools import generate as gen
 from tests.s3server import S3Server, upload_folder
@@ -53,15 +53,15 @@ def test_a_file_is_hashed_once_until_it_changes(tmp_path: Path, monkeypatch: pyt
     cache = HashCache(tmp_path / "hashes")
     assert cache.sha256(data) == sha256(data)
     reads: list[Path] = []
-    import finetuning.manifest as manifest
+    import finetuning.hashing as hashing
 
-    real = manifest.file_sha256
+    real = hashing.file_sha256
 
     def counting(path: Path) -> str:
         reads.append(path)
         return real(path)
 
-    monkeypatch.setattr(manifest, "file_sha256", counting)
+    monkeypatch.setattr(hashing, "file_sha256", counting)
     assert cache.sha256(data) == sha256(data)
     assert reads == []  # served from the cache
     data.write_text('{"a": 2}\n')
