@@ -105,6 +105,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # Ray Train's TrainingFailedError once the restarts are used up
         logger.error("the training failed on the Ray cluster: %s", exc)
         return EXIT_FAILED
+    finally:
+        # the driver's own count, from its own output: a rank's marker can be lost with the node that printed it
+        _write_marked(RAY_LAUNCH_MARKER, {"launch": ray.get(run.launch_count.remote())})
     if result.error is not None:
         logger.error("the training failed on the Ray cluster: %s", result.error)
         return EXIT_FAILED
@@ -121,6 +124,9 @@ class _RunState:
 
     def launch(self) -> int:
         self.launches += 1
+        return self.launches
+
+    def launch_count(self) -> int:
         return self.launches
 
     def ended(self, returncode: int) -> None:

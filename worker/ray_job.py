@@ -295,7 +295,9 @@ class RayJob:
             launch = int(json.loads(text).get("launch", 0))
         except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
             return
-        self.launches = max(self.launches, launch)
+        if launch <= self.launches:
+            return  # the driver's closing count repeats the last start
+        self.launches = launch
         if launch > 1:
             self._write(
                 f"Ray Train restarted the training group (start {launch}) after a lost worker or node: it resumes "

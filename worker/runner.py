@@ -318,6 +318,7 @@ class JobRun:
         self.output.drain(DRAIN_TIMEOUT_S)
         self.pending.extend(self.output.collect())
         self.flush(final=True)
+        self.count_ray_restarts()  # a restart read in the log's last lines
         if isinstance(self.engine, RayJob) and self.engine.unreachable is not None:
             return Outcome(JobStatus.FAILED, error("ray_unavailable", self.engine.unreachable), exit_code=returncode)
         stderr_tail = "\n".join(self.output.stderr_tail)
