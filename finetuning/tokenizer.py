@@ -321,6 +321,7 @@ def install_chat_framing(tokenizer: PreTrainedTokenizerBase) -> None:
         raise RuntimeError("this tokenizer's apply_chat_template is already wrapped")
     unwrapped = tokenizer.apply_chat_template
     signature = inspect.signature(unwrapped)
+    tokenizes_by_default = signature.parameters["tokenize"].default
     # TRL calls this once per row: the framing (two probe encodings) is read once per add_bos/add_eos setting
     framings: dict[tuple[Any, Any], SpecialTokenFraming] = {}
 
@@ -333,6 +334,10 @@ def install_chat_framing(tokenizer: PreTrainedTokenizerBase) -> None:
     @functools.wraps(unwrapped)
     def apply_chat_template(*args: Any, **kwargs: Any) -> Any:
         result: Any = unwrapped(*args, **kwargs)
+        if len(args) <= 1 and not kwargs.get("tokenize", tokenizes_by_default):
+            # rendering to text, once per row of a dataset: no ids to frame, and binding the signature would cost
+            # as much as the rendering
+            return result
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         options = bound.arguments
