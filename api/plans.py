@@ -1,4 +1,4 @@
-"""Dry runs: ``POST /v1/jobs/{sft,dpo}?dry_run=true`` checks a submission as it would be checked (the same 422s),
+"""Dry runs: ``POST /v1/jobs/{sft,dpo,grpo}?dry_run=true`` checks a submission as it would be checked (the same 422s),
 then runs the engine's pre-flight plan (:mod:`finetuning.plan`) on it and answers with the report. Nothing is stored
 and nothing is queued.
 
@@ -32,17 +32,10 @@ from jobcore.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
-PLAN_KINDS = frozenset({JobKind.SFT, JobKind.DPO})
-
-
 def checked_config(
     session: Session, settings: ServiceSettings, project: str, kind: JobKind, body: bytes, content_type: str | None
 ) -> dict[str, Any]:
     """The config as a submission resolves it (validation, paths, model references: the same 422s), not stored."""
-    if kind not in PLAN_KINDS:
-        raise ApiError(
-            422, "dry_run_unavailable", f"dry_run is available for sft and dpo jobs, not {kind.value}", "dry_run"
-        )
     data = parse_body(body, content_type)
     secret_service.take_env_secrets(data)  # not part of the engine's config
     config = validate_config(kind, data)

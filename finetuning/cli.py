@@ -47,7 +47,7 @@ def make_parser() -> argparse.ArgumentParser:
         "plan",
         help="Pre-flight plan: problem rows, token statistics, steps, memory and time of a run, without running it.",
     )
-    plan.add_argument("kind", choices=["sft", "dpo"])
+    plan.add_argument("kind", choices=["sft", "dpo", "grpo"])
     plan.add_argument("config", type=Path)
     plan.add_argument("--gpu", default=None, help="The card to give a memory verdict and time for, e.g. H100-80GB.")
     plan.add_argument("--processes", type=int, default=1, help="Training processes (GPUs) in all (default 1).")
@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _plan(args: argparse.Namespace) -> int:
     """``finetuning plan``: the report on stdout (exit 0, problem rows included); bad input exits 2 with one line."""
-    from finetuning.config import DPOConfig, SFTConfig
+    from finetuning.config import DPOConfig, GRPOConfig, SFTConfig
     from finetuning.plan import PlanOptions, plan_training, summary, to_json
     from finetuning.settings import get_engine_settings
     from finetuning.tools.common import is_user_error
@@ -134,7 +134,7 @@ def _plan(args: argparse.Namespace) -> int:
             cache_dir=cache_dir,
             num_proc=args.num_preprocess_workers,
         )
-        assert isinstance(config, SFTConfig | DPOConfig)
+        assert isinstance(config, SFTConfig | DPOConfig | GRPOConfig)
         report = plan_training(config, options)
     except Exception as exc:
         if not is_user_error(exc) and not isinstance(exc, ValueError):

@@ -44,6 +44,7 @@ class Accelerator:
     memory_bytes: int
     peak_bf16_flops: float
     source: str
+    memory_bandwidth: float  # bytes/s, the data sheet's: decoding (GRPO's sampling) is bound by it
 
 
 # bench/results/cpu.json, shapes["llama-256x4"]: model (parameters, hidden, layers), data.mean, and
@@ -63,14 +64,42 @@ CPU_MEASURED = MeasuredThroughput(
 ACCELERATORS: dict[str, Accelerator] = {
     a.name: a
     for a in (
-        Accelerator("H100-80GB", 81_559 * MiB, 989e12, "NVIDIA H100 SXM data sheet: 989 TFLOPS dense BF16"),
-        Accelerator("H200-141GB", 143_771 * MiB, 989e12, "NVIDIA H200 SXM data sheet: 989 TFLOPS dense BF16"),
-        Accelerator("A100-80GB", 81_920 * MiB, 312e12, "NVIDIA A100 data sheet: 312 TFLOPS dense BF16"),
-        Accelerator("A100-40GB", 40_960 * MiB, 312e12, "NVIDIA A100 data sheet: 312 TFLOPS dense BF16"),
-        Accelerator("L40S-48GB", 46_068 * MiB, 362e12, "NVIDIA L40S data sheet: 362 TFLOPS dense BF16"),
-        Accelerator("RTX4090-24GB", 24_564 * MiB, 165e12, "NVIDIA RTX 4090: 165 TFLOPS dense BF16 (FP32 accumulate)"),
-        Accelerator("MI300X-192GB", 196_592 * MiB, 1307e12, "AMD Instinct MI300X data sheet: 1307 TFLOPS dense BF16"),
-        Accelerator("MI250X-128GB", 131_072 * MiB, 383e12, "AMD Instinct MI250X data sheet: 383 TFLOPS dense BF16"),
+        Accelerator(
+            "H100-80GB", 81_559 * MiB, 989e12, "NVIDIA H100 SXM data sheet: 989 TFLOPS dense BF16, 3.35 TB/s", 3.35e12
+        ),
+        Accelerator(
+            "H200-141GB", 143_771 * MiB, 989e12, "NVIDIA H200 SXM data sheet: 989 TFLOPS dense BF16, 4.8 TB/s", 4.8e12
+        ),
+        Accelerator(
+            "A100-80GB", 81_920 * MiB, 312e12, "NVIDIA A100 data sheet: 312 TFLOPS dense BF16, 2.0 TB/s", 2.039e12
+        ),
+        Accelerator(
+            "A100-40GB", 40_960 * MiB, 312e12, "NVIDIA A100 data sheet: 312 TFLOPS dense BF16, 1.6 TB/s", 1.555e12
+        ),
+        Accelerator(
+            "L40S-48GB", 46_068 * MiB, 362e12, "NVIDIA L40S data sheet: 362 TFLOPS dense BF16, 864 GB/s", 864e9
+        ),
+        Accelerator(
+            "RTX4090-24GB",
+            24_564 * MiB,
+            165e12,
+            "NVIDIA RTX 4090: 165 TFLOPS dense BF16 (FP32 accumulate), 1.0 TB/s",
+            1.008e12,
+        ),
+        Accelerator(
+            "MI300X-192GB",
+            196_592 * MiB,
+            1307e12,
+            "AMD Instinct MI300X data sheet: 1307 TFLOPS dense BF16, 5.3 TB/s",
+            5.3e12,
+        ),
+        Accelerator(
+            "MI250X-128GB",
+            131_072 * MiB,
+            383e12,
+            "AMD Instinct MI250X data sheet: 383 TFLOPS dense BF16, 3.2 TB/s",
+            3.2768e12,
+        ),
     )
 }
 
@@ -78,6 +107,8 @@ ACCELERATORS: dict[str, Accelerator] = {
 # reports for 1-10B decoder finetuning with fused kernels land between 0.3 and 0.5; 0.35 is the cautious end.
 # ASSUMED, not measured here.
 ASSUMED_MFU = 0.35
+# Share of the data-sheet memory bandwidth a decoding step achieves reading the weights (GRPO's sampling). ASSUMED.
+ASSUMED_BANDWIDTH_USE = 0.6
 
 
 def accelerator(name: str) -> Accelerator:

@@ -275,7 +275,7 @@ def _add_submission_routes() -> None:
                         "description": "The job an earlier request with this Idempotency-Key made; with "
                         "`dry_run=true`, the pre-flight plan (docs/plan.md)",
                     }
-                    if kind in plans.PLAN_KINDS
+                    if kind in TRAINING_KINDS
                     else {"model": JobRead, "description": "The job an earlier request with this Idempotency-Key made"}
                 ),
                 **error_responses(401, 404, 409, 413, 415, 422, 429, 503),

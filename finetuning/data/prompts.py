@@ -78,14 +78,17 @@ def _section_rows(
     return interleave(sources, [ref.sampling_weight for ref in section.datasets], section.seed)
 
 
-def prepare_prompt_datasets(data_conf: DataConf, graders: Sequence[Grader]) -> tuple[Dataset, Dataset | None]:
+def prepare_prompt_datasets(
+    data_conf: DataConf, graders: Sequence[Grader], *, bad_rows: BadRows | None = None, require_rows: bool = True
+) -> tuple[Dataset, Dataset | None]:
     """Training and validation prompts (mixing and validation options as for SFT), each row checked against
-    ``graders``."""
+    ``graders``. ``bad_rows``: where skipped rows are counted (default: within ``data_conf.max_bad_rows``);
+    ``require_rows``: no usable training prompt is an error (the plan reports it instead)."""
     from datasets import Dataset
 
     from finetuning.data.preprocess import split_positions
 
-    bad_rows = BadRows(data_conf.max_bad_rows)
+    bad_rows = bad_rows or BadRows(data_conf.max_bad_rows)
     rows = _section_rows(data_conf.training_data, graders, bad_rows)
     validation = data_conf.validation_data
     eval_rows: list[dict[str, Any]] | None = None
@@ -98,6 +101,6 @@ def prepare_prompt_datasets(data_conf: DataConf, graders: Sequence[Grader]) -> t
         assert isinstance(validation, NoneInput)
     if summary := bad_rows.summary():
         logger.warning("%s", summary)
-    if not rows:
+    if not rows and require_rows:
         raise DataError(str(data_conf.training_data.datasets[0].path), None, "no usable prompts in the training data")
     return Dataset.from_list(rows), None if eval_rows is None else Dataset.from_list(eval_rows)

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from finetuning.batchsize import plan_batches, scaled_learning_rate
-from finetuning.config.jobs import DPOConfig, SFTConfig
-from finetuning.plan.options import PlanOptions
+from finetuning.config.jobs import GRPOConfig, SFTConfig
+from finetuning.plan.grpo import plan_grpo
+from finetuning.plan.options import PlanOptions, TrainingConfig
 from finetuning.plan.preference import plan_dpo
 from finetuning.plan.report import summary, to_json
 from finetuning.plan.sample import sampled
@@ -38,8 +39,8 @@ PLAN_VERSION = 1
 __all__ = ["PlanOptions", "plan_training", "summary", "to_json"]
 
 
-def plan_training(config: SFTConfig | DPOConfig, options: PlanOptions | None = None) -> dict[str, Any]:
-    """The plan of ``config``'s run (SFT or preference optimization) as a JSON-ready report."""
+def plan_training(config: TrainingConfig, options: PlanOptions | None = None) -> dict[str, Any]:
+    """The plan of ``config``'s run (SFT, preference optimization or GRPO) as a JSON-ready report."""
     options = options or PlanOptions()
     started = time.monotonic()
     preflight_training(config)  # a missing model or data file: the run's own error (PreflightError)
@@ -58,6 +59,8 @@ def plan_training(config: SFTConfig | DPOConfig, options: PlanOptions | None = N
         with sampled(config.data_conf, options.max_rows, cache_dir) as sample:
             if isinstance(config, SFTConfig):
                 report = plan_sft(config, sample, batch, options, cache_dir)
+            elif isinstance(config, GRPOConfig):
+                report = plan_grpo(config, sample, batch, options)
             else:
                 report = plan_dpo(config, sample, batch, options)
     finally:

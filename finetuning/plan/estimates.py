@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from finetuning.batchsize import BatchPlan
-from finetuning.config.jobs import DPOConfig, SFTConfig
 from finetuning.config.model import NoPeftConf
 from finetuning.memory import HEADROOM, estimate_training_memory
+from finetuning.plan.options import TrainingConfig
 from finetuning.throughput_table import ACCELERATORS, ASSUMED_MFU, CPU_MEASURED, Accelerator, accelerator
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def length_statistics(lengths: np.ndarray, factor: float) -> dict[str, Any]:
     }
 
 
-def meta_model(config: SFTConfig | DPOConfig, tokenizer: PreTrainedTokenizerBase) -> Any:
+def meta_model(config: TrainingConfig, tokenizer: PreTrainedTokenizerBase) -> Any:
     """The run's model built on the ``meta`` device from its config (no weights read), in the dtype it loads in,
     its embeddings grown for the template's tokens as the run grows them."""
     import torch
@@ -90,7 +90,7 @@ def meta_model(config: SFTConfig | DPOConfig, tokenizer: PreTrainedTokenizerBase
     return model
 
 
-def model_section(model: Any, config: SFTConfig | DPOConfig) -> dict[str, Any]:
+def model_section(model: Any, config: TrainingConfig) -> dict[str, Any]:
     text = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     parameters = sum(p.numel() for p in model.parameters())
     return {
@@ -104,19 +104,23 @@ def model_section(model: Any, config: SFTConfig | DPOConfig) -> dict[str, Any]:
 
 
 def memory_section(
-    model: Any, config: SFTConfig | DPOConfig, tokens_per_micro_batch: int, gpu: str | None
+    model: Any, config: TrainingConfig, tokens_per_micro_batch: int, gpu: str | None, *, reference: bool = False
 ) -> dict[str, Any]:
-    """The engine's own estimate (:func:`finetuning.memory.estimate_training_memory`) per device, and a verdict."""
-    estimate = estimate_training_memory(
-        model, tokens_per_micro_batch, trains_base=isinstance(config.peft_conf, NoPeftConf)
-    )
+    """The engine's own estimate (:func:`finetuning.memory.estimate_training_memory`) per device, and a verdict.
+    ``reference``: the method keeps a reference model (DPO, KTO, GRPO with a KL term), a second copy of the weights
+    when the base itself trains (an adapter's reference is the base with the adapter off: no copy)."""
+    full = isinstance(config.peft_conf, NoPeftConf)
+    estimate = estimate_training_memory(model, tokens_per_micro_batch, trains_base=full)
     args = config.training_args
     checkpointing_set = {"gradient_checkpointing", "activation_checkpointing"} & args.model_fields_set
     forced = bool(getattr(args, "gradient_checkpointing", False)) if checkpointing_set else None
-    without, with_ = estimate.total(checkpointing=False), estimate.total(checkpointing=True)
+    reference_bytes = estimate.weights if reference and full else 0
+    without = estimate.total(checkpointing=False) + reference_bytes
+    with_ = estimate.total(checkpointing=True) + reference_bytes
     report: dict[str, Any] = {
         "per_device_bytes": {
             "weights": estimate.weights,
+            "reference_model": reference_bytes,
             "gradients": estimate.gradients,
             "optimizer": estimate.optimizer,
             "activations": estimate.activations,
@@ -163,7 +167,7 @@ def flops_per_token(parameters: int, layers: int, hidden: int, mean_tokens: floa
 
 def time_section(
     model: Any,
-    config: SFTConfig | DPOConfig,
+    config: TrainingConfig,
     steps: dict[str, Any],
     tokens_per_step: float,
     mean_tokens: float,

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from finetuning.config.jobs import DPOConfig, GRPOConfig, SFTConfig
+
+# the configs a plan is made for
+TrainingConfig = SFTConfig | DPOConfig | GRPOConfig
+
 
 @dataclass(frozen=True)
 class PlanOptions:

@@ -128,7 +128,7 @@ def plan_dpo(config: DPOConfig, sample: Sample, batch: BatchPlan, options: PlanO
         "statistics": statistics,
         "steps": steps,
         "model": model_section(model, config),
-        "memory": memory_section(model, config, per_micro_batch, options.gpu),
+        "memory": memory_section(model, config, per_micro_batch, options.gpu, reference=reference),
         "time": time_section(
             model,
             config,

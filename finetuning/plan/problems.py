@@ -51,6 +51,10 @@ def classify(message: str) -> str:
         return "missing_rejected"
     if ".role" in message:
         return "bad_role"
+    if message.startswith("the prompt ends with an assistant message"):
+        return "prompt_ends_with_answer"
+    if message.startswith("grader '"):
+        return "grader_cannot_read"
     if message.startswith("expected a JSON object"):
         return "not_an_object"
     return "invalid_record"
@@ -65,6 +69,8 @@ BLOCKING_KINDS = frozenset(
         "missing_rejected",
         "bad_role",
         "not_an_object",
+        "prompt_ends_with_answer",
+        "grader_cannot_read",
         "invalid_record",
     }
 )

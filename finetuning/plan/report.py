@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from finetuning.config.jobs import DPOConfig, SFTConfig
+from finetuning.plan.options import TrainingConfig
 from finetuning.plan.problems import BLOCKING_KINDS, MAX_PROBLEMS_LISTED, Problems
 
 
-def overall_verdicts(config: SFTConfig | DPOConfig, problems: Problems, report: dict[str, Any]) -> list[str]:
+def overall_verdicts(config: TrainingConfig, problems: Problems, report: dict[str, Any]) -> list[str]:
     """What would stop or spoil the run, in words."""
     out = []
     bad = sum(count for kind, count in problems.by_kind.items() if kind in BLOCKING_KINDS)
@@ -63,11 +63,22 @@ def summary(report: dict[str, Any]) -> str:
     if problems["total"] > 20:
         lines.append(f"  ... {problems['total'] - 20} more (--json lists up to {MAX_PROBLEMS_LISTED})")
     train = report["statistics"]["train"]
-    lines.append(
-        f"training data: {train['rows']} rows, {train['tokens']} tokens; length mean {train['mean']}, p50 "
-        f"{train['p50']}, p95 {train['p95']}, max {train['max']}; {train['truncated']} truncated, "
-        f"{train['filtered']} filtered; {100 * train['loss_token_share']:.1f}% of tokens carry loss"
-    )
+    if report["kind"] == "grpo":
+        generation = report["generation"]
+        lines.append(
+            f"training prompts: {train['rows']} rows, {train['tokens']} prompt tokens; length mean {train['mean']}, "
+            f"p50 {train['p50']}, p95 {train['p95']}, max {train['max']}"
+        )
+        lines.append(
+            f"sampling: {generation['completions_per_step']} completions a step ({generation['num_generations']} per "
+            f"prompt), at most {generation['generated_tokens_at_most']} tokens generated in all"
+        )
+    else:
+        lines.append(
+            f"training data: {train['rows']} rows, {train['tokens']} tokens; length mean {train['mean']}, p50 "
+            f"{train['p50']}, p95 {train['p95']}, max {train['max']}; {train['truncated']} truncated, "
+            f"{train['filtered']} filtered; {100 * train['loss_token_share']:.1f}% of tokens carry loss"
+        )
     packing = report["statistics"].get("packing")
     if packing:
         lines.append(
@@ -86,7 +97,9 @@ def summary(report: dict[str, Any]) -> str:
     per = memory["per_device_bytes"]
     lines.append(f"model: {model['parameters'] / 1e6:.1f}M parameters ({model['dtype']}, {model['training']} training)")
     lines.append(
-        f"memory per device: weights {_gib(per['weights'])}, gradients {_gib(per['gradients'])}, optimizer "
+        f"memory per device: weights {_gib(per['weights'])}"
+        + (f", reference model {_gib(per['reference_model'])}" if per.get("reference_model") else "")
+        + f", gradients {_gib(per['gradients'])}, optimizer "
         f"{_gib(per['optimizer'])}, activations {_gib(per['activations'])} ({_gib(per['activations_checkpointed'])} "
         f"checkpointed): {_gib(per['total'])} ({_gib(per['total_checkpointed'])} checkpointed)"
     )

@@ -203,3 +203,61 @@ def test_vllm_is_chosen_only_where_it_can_run(tmp_path: Path) -> None:
 
     expected = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
     assert chosen("auto", False) == expected
+
+
+def test_plan_names_bad_prompts_and_counts_the_steps_the_run_takes(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """``finetuning plan grpo``: the rows the run would skip, named; the prompts' tokens as TRL renders them; and the
+    number of steps equal to what the real run then takes (TRL's repeat sampler: whole steps of prompts per epoch)."""
+    from finetuning.config import GRPOConfig
+    from finetuning.methods.common import load_training_tokenizer
+    from finetuning.plan import PlanOptions, plan_training, summary
+
+    records = prompt_records(20, seed=3)
+    records[2] = {"messages": records[2]["messages"]}  # no answer for the grader
+    records[5]["messages"].append({"role": "assistant", "content": "yes"})
+    lines = [json.dumps(r) for r in records]
+    lines[8] = "{not json"
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    config = grpo_config(
+        tiny_model_dir,
+        data,
+        tmp_path / "out",
+        data_conf={"max_bad_rows": 3},
+        training_args={"max_steps": -1, "num_train_epochs": 1, "logging_steps": 1},
+        batchsize_conf={"total_train_batch_size": 8, "max_per_device_train_batch_size": 8},
+        grpo_args={"num_generations": 4, "max_completion_length": 4, "beta": 0.0},
+    )
+    validated = GRPOConfig.validate_config(config)
+    report = plan_training(validated, PlanOptions(gpu="H100-80GB"))
+
+    problems = {(row["line"], row["kind"]) for row in report["problems"]["rows"]}
+    assert problems == {(3, "grader_cannot_read"), (6, "prompt_ends_with_answer"), (9, "not_json")}
+    assert all(row["file"] == str(data) for row in report["problems"]["rows"])
+    assert report["verdicts"] == ["3 bad rows will be skipped (data_conf.max_bad_rows=3)"]
+
+    # prompt tokens: each good prompt rendered on its own with the generation prompt, as a single conversation
+    tokenizer, _ = load_training_tokenizer(validated.data_conf, validated.run_conf, "sft")
+    good = [r for i, r in enumerate(records) if i not in (2, 5, 8)]
+    one_by_one = [
+        len(tokenizer.apply_chat_template(r["messages"], add_generation_prompt=True, tokenize=True, return_dict=False))
+        for r in good
+    ]
+    train = report["statistics"]["train"]
+    assert train["rows"] == 17
+    assert train["tokens"] == sum(one_by_one)
+    assert train["max"] == max(one_by_one)
+
+    steps = report["steps"]
+    assert (steps["prompts_per_step"], steps["completions_per_step"]) == (2, 8)
+    assert (steps["steps_per_epoch"], steps["total"], steps["prompts_left_out_per_epoch"]) == (8, 8, 1)
+    generation = report["generation"]
+    assert generation["generated_tokens_at_most"] == 8 * 8 * 4
+    assert report["resolved"]["prompts_per_step"] == 2
+    [h100] = report["time"]["gpus"]
+    assert h100["gpu"] == "H100-80GB" and h100["generation_seconds_per_step"] > 0 and h100["seconds"] > 0
+    assert "training prompts: 17 rows" in summary(report)
+
+    code, events = run_cli(tmp_path / "run", config, command="grpo")
+    assert code == 0, events[-1]
+    assert events[-1]["metrics"]["global_step"] == steps["total"]

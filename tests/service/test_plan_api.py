@@ -1,4 +1,4 @@
-"""Dry runs (POST /v1/jobs/{sft,dpo}?dry_run=true): the submission's checks, then the pre-flight plan as a 200;
+"""Dry runs (POST /v1/jobs/{sft,dpo,grpo}?dry_run=true): the submission's checks, then the pre-flight plan as a 200;
 nothing stored, nothing queued (docs/plan.md). The real API against Postgres; the plan runs `finetuning plan` in a
 child process on the tiny model."""
 
@@ -86,5 +86,22 @@ def test_dry_run_on_a_missing_model_is_the_submission_422(caller: Caller, data_f
     assert assert_error(caller.post("/v1/jobs/sft?dry_run=true", body), 422) == submitted
 
 
-def test_dry_run_is_for_sft_and_dpo_only(caller: Caller, body: dict[str, Any]) -> None:
-    assert_error(caller.post("/v1/jobs/grpo?dry_run=true", body), 422, "dry_run_unavailable", "dry_run")
+def test_dry_run_of_grpo(caller: Caller, data_dir: Path, tiny_model_dir: Path) -> None:
+    """Prompts checked as the run checks them (a row the grader cannot read is named), sampling's cost estimated."""
+    from tests.service.test_grpo_jobs import grpo_body
+
+    rows = [{"messages": [{"role": "user", "content": f"Question {i}?"}], "answer": "yes"} for i in range(9)]
+    del rows[3]["answer"]
+    path = write_jsonl(rows, data_dir / "plan-api-grpo.jsonl")
+    body = grpo_body(tiny_model_dir, path)
+    r = caller.post("/v1/jobs/grpo?dry_run=true&gpu=H100-80GB", body)
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["kind"] == "grpo"
+    [problem] = report["problems"]["rows"]
+    assert (problem["line"], problem["kind"]) == (4, "grader_cannot_read")
+    assert report["statistics"]["train"]["rows"] == 8
+    assert report["steps"]["total"] == 12  # training_args.max_steps
+    assert report["generation"]["generated_tokens_at_most"] == 12 * 8 * 4
+    assert [gpu["gpu"] for gpu in report["time"]["gpus"]] == ["H100-80GB"]
+    assert any("bad row" in verdict and "max_bad_rows=0" in verdict for verdict in report["verdicts"])

@@ -8,6 +8,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.error_response import ErrorResponse
 from ...models.grpo_config import GRPOConfig
 from ...models.job_read import JobRead
+from ...models.plan_report import PlanReport
 from ...types import UNSET, Response, Unset
 
 
@@ -106,9 +107,25 @@ def _get_kwargs(
 
 def _parse_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> ErrorResponse | JobRead | None:
+) -> ErrorResponse | JobRead | JobRead | PlanReport | None:
     if response.status_code == 200:
-        response_200 = JobRead.from_dict(response.json())
+
+        def _parse_response_200(data: object) -> JobRead | PlanReport:
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                response_200_type_0 = JobRead.from_dict(data)
+
+                return response_200_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            if not isinstance(data, dict):
+                raise TypeError()
+            response_200_type_1 = PlanReport.from_dict(data)
+
+            return response_200_type_1
+
+        response_200 = _parse_response_200(response.json())
 
         return response_200
 
@@ -170,7 +187,7 @@ def _parse_response(
 
 def _build_response(
     *, client: AuthenticatedClient | Client, response: httpx.Response
-) -> Response[ErrorResponse | JobRead]:
+) -> Response[ErrorResponse | JobRead | JobRead | PlanReport]:
     return Response(
         status_code=HTTPStatus(response.status_code),
         content=response.content,
@@ -193,7 +210,7 @@ def sync_detailed(
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> Response[ErrorResponse | JobRead]:
+) -> Response[ErrorResponse | JobRead | JobRead | PlanReport]:
     """Submit a reinforcement finetuning (GRPO) job, scored by built-in graders
 
      Reinforcement finetuning with GRPO (``finetuning grpo config.yaml``): for each prompt of the data
@@ -245,7 +262,7 @@ def sync_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | JobRead]
+        Response[ErrorResponse | JobRead | JobRead | PlanReport]
     """
 
     kwargs = _get_kwargs(
@@ -283,7 +300,7 @@ def sync(
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> ErrorResponse | JobRead | None:
+) -> ErrorResponse | JobRead | JobRead | PlanReport | None:
     """Submit a reinforcement finetuning (GRPO) job, scored by built-in graders
 
      Reinforcement finetuning with GRPO (``finetuning grpo config.yaml``): for each prompt of the data
@@ -335,7 +352,7 @@ def sync(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | JobRead
+        ErrorResponse | JobRead | JobRead | PlanReport
     """
 
     return sync_detailed(
@@ -368,7 +385,7 @@ async def asyncio_detailed(
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> Response[ErrorResponse | JobRead]:
+) -> Response[ErrorResponse | JobRead | JobRead | PlanReport]:
     """Submit a reinforcement finetuning (GRPO) job, scored by built-in graders
 
      Reinforcement finetuning with GRPO (``finetuning grpo config.yaml``): for each prompt of the data
@@ -420,7 +437,7 @@ async def asyncio_detailed(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        Response[ErrorResponse | JobRead]
+        Response[ErrorResponse | JobRead | JobRead | PlanReport]
     """
 
     kwargs = _get_kwargs(
@@ -456,7 +473,7 @@ async def asyncio(
     label: list[str] | None | Unset = UNSET,
     queue: None | str | Unset = UNSET,
     idempotency_key: None | str | Unset = UNSET,
-) -> ErrorResponse | JobRead | None:
+) -> ErrorResponse | JobRead | JobRead | PlanReport | None:
     """Submit a reinforcement finetuning (GRPO) job, scored by built-in graders
 
      Reinforcement finetuning with GRPO (``finetuning grpo config.yaml``): for each prompt of the data
@@ -508,7 +525,7 @@ async def asyncio(
         httpx.TimeoutException: If the request takes longer than Client.timeout.
 
     Returns:
-        ErrorResponse | JobRead
+        ErrorResponse | JobRead | JobRead | PlanReport
     """
 
     return (
