@@ -32,6 +32,7 @@ from jobcore.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
 
+
 def checked_config(
     session: Session, settings: ServiceSettings, project: str, kind: JobKind, body: bytes, content_type: str | None
 ) -> dict[str, Any]:

@@ -255,7 +255,9 @@ def test_plan_names_bad_prompts_and_counts_the_steps_the_run_takes(tiny_model_di
     assert generation["generated_tokens_at_most"] == 8 * 8 * 4
     assert report["resolved"]["prompts_per_step"] == 2
     [h100] = report["time"]["gpus"]
-    assert h100["gpu"] == "H100-80GB" and h100["generation_seconds_per_step"] > 0 and h100["seconds"] > 0
+    assert h100["gpu"] == "H100-80GB"
+    assert h100["generation_seconds_per_step"] > 0
+    assert h100["seconds"] > 0
     assert "training prompts: 17 rows" in summary(report)
 
     code, events = run_cli(tmp_path / "run", config, command="grpo")
