@@ -26,12 +26,14 @@ from typing import Any
 from finetuning.batchsize import plan_batches, scaled_learning_rate
 from finetuning.config.jobs import GRPOConfig, SFTConfig
 from finetuning.plan.grpo import plan_grpo
+from finetuning.plan.inputs import local_inputs
 from finetuning.plan.options import PlanOptions, TrainingConfig
 from finetuning.plan.preference import plan_dpo
 from finetuning.plan.report import summary, to_json
 from finetuning.plan.sample import sampled
 from finetuning.plan.sft import plan_sft
 from finetuning.preflight import preflight_training
+from finetuning.settings import get_engine_settings
 from finetuning.throughput_table import accelerator
 
 PLAN_VERSION = 1
@@ -43,6 +45,7 @@ def plan_training(config: TrainingConfig, options: PlanOptions | None = None) ->
     """The plan of ``config``'s run (SFT, preference optimization or GRPO) as a JSON-ready report."""
     options = options or PlanOptions()
     started = time.monotonic()
+    config, originals = local_inputs(config, get_engine_settings())
     preflight_training(config)  # a missing model or data file: the run's own error (PreflightError)
     if options.gpu is not None:
         accelerator(options.gpu)  # an unknown card fails before any work
@@ -56,7 +59,7 @@ def plan_training(config: TrainingConfig, options: PlanOptions | None = None) ->
         owned = Path(tempfile.mkdtemp(prefix="finetuning-plan-"))
         cache_dir = owned
     try:
-        with sampled(config.data_conf, options.max_rows, cache_dir) as sample:
+        with sampled(config.data_conf, options.max_rows, cache_dir, originals) as sample:
             if isinstance(config, SFTConfig):
                 report = plan_sft(config, sample, batch, options, cache_dir)
             elif isinstance(config, GRPOConfig):

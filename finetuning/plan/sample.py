@@ -55,10 +55,13 @@ class _SampledContext:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def sampled(data_conf: DataConf, max_rows: int | None, work: Path) -> _SampledContext:
-    """Cut each JSONL file to its first ``max_rows`` records (blank lines kept, so line numbers stay the file's)."""
+def sampled(
+    data_conf: DataConf, max_rows: int | None, work: Path, originals: dict[str, str] | None = None
+) -> _SampledContext:
+    """Cut each JSONL file to its first ``max_rows`` records (blank lines kept, so line numbers stay the file's).
+    ``originals``: the name to report for a local path (the bucket URI of a fetched copy)."""
     files: list[dict[str, Any]] = []
-    originals: dict[str, str] = {}
+    originals = dict(originals or {})
     folder = None
     updates: dict[str, Any] = {}
     for role in ("training_data", "validation_data"):
@@ -77,9 +80,9 @@ def sampled(data_conf: DataConf, max_rows: int | None, work: Path) -> _SampledCo
                 folder = folder or Path(tempfile.mkdtemp(prefix="sample-", dir=work))
                 new_path = str(folder / f"{role}-{index}.jsonl")
                 _copy_first_rows(path, new_path, max_rows)
-                originals[new_path] = path
+                originals[new_path] = originals.get(path, path)
                 read = max_rows
-            files.append({"role": role, "path": path, "rows_total": total, "rows_read": read})
+            files.append({"role": role, "path": originals.get(path, path), "rows_total": total, "rows_read": read})
             refs.append(ref.model_copy(update={"path": new_path}))
         updates[role] = section.model_copy(update={"datasets": refs})
     # every bad row is counted and listed instead of failing the read at the first

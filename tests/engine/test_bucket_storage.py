@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -111,3 +112,52 @@ def test_a_missing_bucket_object_is_one_message_and_exit_2(
     assert f"error: {missing}: no such object" in err
     assert "Traceback" not in err
     assert "test-secret-key" not in err
+
+
+def test_a_plan_reads_bucket_data_and_only_the_small_files_of_a_bucket_model(
+    s3_server: S3Server,
+    s3_bucket: str,
+    bucket_inputs: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``finetuning plan`` on bucket inputs: the data file fetched whole (problem rows name its URI and line), the
+    model folder's configs and tokenizer fetched but never its weights; a missing object is the run's own error."""
+    import yaml
+
+    from finetuning.cli import main
+
+    model, _ = bucket_inputs
+    lines = [json.dumps(record) for record in tiny_chat_records(10)]
+    lines[3] = "{not json"
+    (tmp_path / "bad.jsonl").write_text("\n".join(lines) + "\n")
+    boto3.client("s3").upload_file(str(tmp_path / "bad.jsonl"), s3_bucket, "data/bad.jsonl")
+    data = f"s3://{s3_bucket}/data/bad.jsonl"
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FINETUNING_STORAGE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("FINETUNING_STAGING_DIR", str(tmp_path / "staging"))
+    config_path = tmp_path / "plan.yaml"
+    config_path.write_text(yaml.safe_dump(sft_config(model, data, tmp_path / "out")))
+
+    def plan(path: Path) -> tuple[int, dict[str, Any]]:
+        capsys.readouterr()
+        code = main(["--num-preprocess-workers", "1", "plan", "sft", str(path), "--json", "--cache-dir", str(cache)])
+        return code, json.loads(capsys.readouterr().out)
+
+    code, report = plan(config_path)
+    assert code == 0, report
+    assert report["data"]["files"][0]["path"] == data
+    [problem] = report["problems"]["rows"]
+    assert (problem["file"], problem["line"], problem["kind"]) == (data, 4, "not_json")
+    assert report["statistics"]["train"]["rows"] == 9
+    fetched = [p.name for p in cache.rglob("*") if p.is_file()]
+    assert "config.json" in fetched
+    assert "tokenizer_config.json" in fetched
+    assert not [name for name in fetched if name.endswith(".safetensors")], fetched
+
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(yaml.safe_dump(sft_config(model, f"s3://{s3_bucket}/data/nope.jsonl", tmp_path / "out")))
+    code, answer = plan(missing)
+    assert code == 2
+    assert answer["error"]["code"] == "storage_object_not_found"
