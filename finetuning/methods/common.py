@@ -64,6 +64,12 @@ class RunSetup:
         }
 
 
+def preprocessing_cache(options: RunOptions) -> Path:
+    """Where tokenized data files, preference rows and packed rows are kept for later runs (the engine's cache
+    folder)."""
+    return options.settings.cache_dir / "preprocessed"
+
+
 def prepare_run(
     args_conf: HFTrainingArguments,
     batchsize_conf: BatchsizeConf,

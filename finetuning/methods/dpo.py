@@ -21,6 +21,7 @@ from finetuning.methods.common import (
     load_trainable_model,
     load_training_tokenizer,
     prepare_run,
+    preprocessing_cache,
     record_manifest,
     start_input_hashing,
     train_and_save,
@@ -147,7 +148,11 @@ def run_dpo(
     tokenizer, tokenizer_setup = load_training_tokenizer(config.data_conf, run_conf, "dpo")
 
     events.phase("preprocessing")
-    train_dataset, eval_dataset = prepare_preference_datasets(config.data_conf, unpaired=config.trainer_name == "kto")
+    # the main process of each node writes the rows; the others (and later jobs on the same volume) reuse them
+    with setup.state.local_main_process_first():
+        train_dataset, eval_dataset = prepare_preference_datasets(
+            config.data_conf, unpaired=config.trainer_name == "kto", cache_dir=preprocessing_cache(options)
+        )
 
     hashing = start_input_hashing(config, options, events)
     events.phase("loading_model")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finetuning.config.jobs import SFTConfig
@@ -15,6 +14,7 @@ from finetuning.methods.common import (
     load_trainable_model,
     load_training_tokenizer,
     prepare_run,
+    preprocessing_cache,
     record_manifest,
     start_input_hashing,
     train_and_save,
@@ -161,11 +161,6 @@ def _batching(
     )
     collator = PackedCollator(padded.input_pad_id, seq_length, flatten=flattens_batches(model))
     return collator, packed_train, packed_eval
-
-
-def preprocessing_cache(options: RunOptions) -> Path:
-    """Where tokenized data files and packed rows are kept for later runs (the engine's cache folder)."""
-    return options.settings.cache_dir / "preprocessed"
 
 
 def _gpu_defaults(chosen: set[str], training_args: Any, num_processes: int) -> None:

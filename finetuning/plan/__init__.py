@@ -65,7 +65,7 @@ def plan_training(config: TrainingConfig, options: PlanOptions | None = None) ->
             elif isinstance(config, GRPOConfig):
                 report = plan_grpo(config, sample, batch, options)
             else:
-                report = plan_dpo(config, sample, batch, options)
+                report = plan_dpo(config, sample, batch, options, cache_dir)
     finally:
         if owned is not None:
             shutil.rmtree(owned, ignore_errors=True)

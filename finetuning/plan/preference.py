@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +29,9 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 
-def plan_dpo(config: DPOConfig, sample: Sample, batch: BatchPlan, options: PlanOptions) -> dict[str, Any]:
+def plan_dpo(
+    config: DPOConfig, sample: Sample, batch: BatchPlan, options: PlanOptions, cache_dir: Path
+) -> dict[str, Any]:
     from finetuning.data.preference import prepare_preference_datasets
     from finetuning.methods.common import load_training_tokenizer
 
@@ -43,7 +46,7 @@ def plan_dpo(config: DPOConfig, sample: Sample, batch: BatchPlan, options: PlanO
         if role == "training_data":
             lines.extend(found)
     unpaired = config.trainer_name == "kto"
-    train, validation = prepare_preference_datasets(sample.data_conf, unpaired=unpaired)
+    train, validation = prepare_preference_datasets(sample.data_conf, unpaired=unpaired, cache_dir=cache_dir)
     mapping = _preference_lines(sample.data_conf, lines, unpaired=unpaired and data_type == DataType.DIRECT_PREFERENCE)
     tokenized = _trl_tokenized(train, tokenizer, args_conf, options.num_proc)
     max_prompt = args_conf.max_prompt_length if config.trainer_name == "dpo" else None
