@@ -56,6 +56,8 @@ def summary(report: dict[str, Any]) -> str:
         lines.append(f"  {f['role']}: {f['path']} ({f['rows_read']} of {f['rows_total']} rows read)")
     if data["sampled"]:
         lines.append(f"  {data['note']} (x{data['extrapolation_factor']})")
+    if data.get("preprocessing_cache"):
+        lines.append(f"  preprocessing cache: {data['preprocessing_cache']}")
     problems = report["problems"]
     lines.append(f"problems: {problems['total']}" + (f" {problems['by_kind']}" if problems["total"] else ""))
     for row in problems["rows"][:20]:

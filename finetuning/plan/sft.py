@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
+    from finetuning.data.progress import CacheState
+
 
 # rows whose labels are computed one by one for the loss-token share; beyond, an even sample of this many
 LABEL_SAMPLE_ROWS = 20_000
@@ -44,12 +46,13 @@ def plan_sft(
 
     sft_args = config.sft_args
     tokenizer, tokenizer_setup = load_training_tokenizer(config.data_conf, config.run_conf, "sft")
-    # the run's own preprocessing, on the (sampled) files, reading past bad rows
+    # the files tokenized first (so the cache's state is what the plan found), then the run's own preprocessing on
+    # the (sampled) files, reading past bad rows, from those shards
+    sources, cache = _sft_sources(sample.data_conf, sft_args, tokenizer, options.num_proc, cache_dir)
     train, validation = prepare_sft_datasets(
         sample.data_conf, sft_args, tokenizer, num_proc=options.num_proc, cache_dir=cache_dir
     )
     problems = Problems()
-    sources = _sft_sources(sample.data_conf, sft_args, tokenizer, options.num_proc, cache_dir)
     limit, truncate = sft_args.max_seq_length, sft_args.length_handling == "truncate"
     truncated = filtered = 0
     for source in sources:
@@ -110,7 +113,7 @@ def plan_sft(
     tokens_per_step = mean_tokens_per_step(train_stats["tokens"], steps)
     report: dict[str, Any] = {
         "kind": "sft",
-        "data": data_section(sample),
+        "data": {**data_section(sample), "preprocessing_cache": cache},
         "problems": problems.report(),
         "statistics": statistics,
         "steps": steps,
@@ -134,13 +137,14 @@ def plan_sft(
 
 def _sft_sources(
     data_conf: DataConf, sft_args: Any, tokenizer: PreTrainedTokenizerBase, num_proc: int, cache_dir: Path
-) -> list[Any]:
-    """The tokenized files behind :func:`prepare_sft_datasets`' datasets, with their bad rows (file, line, reason).
+) -> tuple[list[Any], CacheState]:
+    """The tokenized files behind :func:`prepare_sft_datasets`' datasets, with their bad rows (file, line, reason),
+    and whether the preprocessing cache held them already (``hit``), in part, or not at all.
 
-    A thin wrapper: ``prepare_sft_datasets`` keeps its :class:`BadRows` to itself, so the plan asks
-    :func:`finetuning.data.sources.tokenize_sources` again with the same settings; the shards are in ``cache_dir``
-    by then, so this reads the cache (were the settings to drift from ``prepare_sft_datasets``', it would tokenize
-    again: slower, the same rows)."""
+    ``prepare_sft_datasets`` keeps its :class:`BadRows` to itself, so the plan calls
+    :func:`finetuning.data.sources.tokenize_sources` first with the same settings; ``prepare_sft_datasets`` then
+    finds the shards in ``cache_dir`` (were the settings to drift apart, it would tokenize again: slower, the same
+    rows)."""
     from finetuning.data.loading import BadRows
     from finetuning.data.preprocess import PREPROCESS_VERSION, tokenizer_identity
     from finetuning.data.progress import StageProgress
@@ -154,7 +158,7 @@ def _sft_sources(
         "tokenizer": tokenizer_identity(tokenizer),
     }
     paths = [str(path) for _, path in data_paths(data_conf)]
-    sources, _ = tokenize_sources(
+    sources, cache = tokenize_sources(
         paths,
         tokenizer,
         settings=settings,
@@ -165,7 +169,7 @@ def _sft_sources(
         bad_rows=BadRows(READ_ALL),
         progress=StageProgress("tokenizing"),
     )
-    return list(sources)
+    return list(sources), cache
 
 
 def _source_lengths(source: Any) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from finetuning.cli import main
@@ -55,6 +56,7 @@ def _problem_file(path: Path) -> dict[int, str]:
 
 
 def _plan_cli(tmp_path: Path, config: dict[str, Any], kind: str = "sft", *extra: str) -> dict[str, Any]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     config_path = tmp_path / f"plan-{kind}.yaml"
     config_path.write_text(yaml.safe_dump(config))
     out = tmp_path / "plan.json"
@@ -178,6 +180,24 @@ def test_sft_plan_reports_truncated_rows(tiny_model_dir: Path, tmp_path: Path) -
     assert "cut to max_seq_length=128" in rows[0]["reason"]
     assert report["statistics"]["train"]["truncated"] == 1
     assert report["statistics"]["train"]["max"] == 128
+
+
+def test_the_plan_fills_the_runs_preprocessing_cache_and_says_so(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finetuning plan`` tokenizes into the engine's cache: a second plan and then the run find it there."""
+    from tests.engine.sft_helpers import run_cli
+
+    monkeypatch.setenv("FINETUNING_CACHE_DIR", str(tmp_path / "engine-cache"))
+    data = write_jsonl(tiny_chat_records(24), tmp_path / "chat.jsonl")
+    config = sft_config(tiny_model_dir, data, tmp_path / "out", training_args={"max_steps": 1})
+    first = _plan_cli(tmp_path / "first", config)
+    second = _plan_cli(tmp_path / "second", config)
+    assert (first["data"]["preprocessing_cache"], second["data"]["preprocessing_cache"]) == ("miss", "hit")
+    code, events = run_cli(tmp_path / "run", config)
+    assert code == 0, events[-1]
+    done = [e for e in events if e["type"] == "preprocessing" and e["stage"] == "tokenizing" and e["state"] == "done"]
+    assert [e["cache"] for e in done] == ["hit"]
 
 
 def test_dpo_plan_names_missing_answers_and_prompt_truncation(tiny_model_dir: Path, tmp_path: Path) -> None:
