@@ -307,6 +307,13 @@ def similarity(metric: str, answer: str, reference: str) -> float:
         return float(fuzz.token_set_ratio(answer, reference)) / 100.0
     if metric == "levenshtein":
         return float(Levenshtein.normalized_similarity(answer, reference))
+    if metric in ("bleu", "chrf"):
+        import sacrebleu
+
+        if not answer.strip() and not reference.strip():
+            return 1.0
+        score = sacrebleu.sentence_bleu if metric == "bleu" else sacrebleu.sentence_chrf
+        return float(score(answer, [reference]).score) / 100.0
     produced, expected = _words(answer), _words(reference)
     if metric == "rouge_1":
         overlap = sum((Counter(produced) & Counter(expected)).values())

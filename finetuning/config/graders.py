@@ -150,14 +150,15 @@ class JsonSchemaGrader(_Grader):
         return self
 
 
-SimilarityMetric = Literal["fuzzy_ratio", "token_set_ratio", "levenshtein", "rouge_1", "rouge_l"]
+SimilarityMetric = Literal["fuzzy_ratio", "token_set_ratio", "levenshtein", "rouge_1", "rouge_l", "bleu", "chrf"]
 
 
 class TextSimilarityGrader(_Grader):
     """How close the answer is to the reference, from 0 (nothing alike) to 1 (the same), by ``metric``:
     fuzzy_ratio (rapidfuzz's ratio: 1 - normalised InDel distance), token_set_ratio (word sets, order ignored),
     levenshtein (1 - normalised edit distance), rouge_1 (F1 of shared words), rouge_l (F1 of the longest common
-    word subsequence)."""
+    word subsequence), bleu (sacrebleu's sentence BLEU, exponential smoothing), chrf (sacrebleu's character n-gram
+    F-score)."""
 
     type: Literal["text_similarity"] = "text_similarity"
     metric: SimilarityMetric = "fuzzy_ratio"

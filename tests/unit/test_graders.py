@@ -172,6 +172,17 @@ def test_similarity_metrics() -> None:
     assert similarity("rouge_1", "", "") == 1.0
 
 
+def test_bleu_and_chrf() -> None:
+    assert similarity("bleu", "the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
+    # n-gram precisions 3/4, 2/3, 1/2 and 0/1 (exponential smoothing: 1/2), same length (no brevity penalty)
+    assert similarity("bleu", "a b c d", "a b c e") == pytest.approx((3 / 4 * 2 / 3 * 1 / 2 * 1 / 2) ** 0.25)
+    assert similarity("bleu", "x y", "a b") == 0.0
+    assert similarity("bleu", "", "") == 1.0
+    assert similarity("chrf", "abcd", "abcd") == pytest.approx(1.0)
+    assert 0.0 < similarity("chrf", "colour", "color") < 1.0
+    assert similarity("chrf", "xyz", "abc") == 0.0
+
+
 def test_text_similarity_grader() -> None:
     spec = {"type": "text_similarity", "metric": "levenshtein", "reference": "{{item.ref}}"}
     assert reward(spec, "kitten", {"ref": "sitting"}) == pytest.approx(1 - 3 / 7)

@@ -16,7 +16,8 @@ class TextSimilarityGrader:
     """How close the answer is to the reference, from 0 (nothing alike) to 1 (the same), by ``metric``:
     fuzzy_ratio (rapidfuzz's ratio: 1 - normalised InDel distance), token_set_ratio (word sets, order ignored),
     levenshtein (1 - normalised edit distance), rouge_1 (F1 of shared words), rouge_l (F1 of the longest common
-    word subsequence).
+    word subsequence), bleu (sacrebleu's sentence BLEU, exponential smoothing), chrf (sacrebleu's character n-gram
+    F-score).
 
         Attributes:
             name (str): Names the grader in the metrics (rewards/<name>/mean, /std) and in errors: a letter, then letters,

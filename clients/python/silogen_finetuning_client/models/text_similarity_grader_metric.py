@@ -1,8 +1,12 @@
 from typing import Literal
 
-TextSimilarityGraderMetric = Literal["fuzzy_ratio", "levenshtein", "rouge_1", "rouge_l", "token_set_ratio"]
+TextSimilarityGraderMetric = Literal[
+    "bleu", "chrf", "fuzzy_ratio", "levenshtein", "rouge_1", "rouge_l", "token_set_ratio"
+]
 
 TEXT_SIMILARITY_GRADER_METRIC_VALUES: set[TextSimilarityGraderMetric] = {
+    "bleu",
+    "chrf",
     "fuzzy_ratio",
     "levenshtein",
     "rouge_1",
