@@ -84,7 +84,8 @@ function followEvents(jobId, after, onEvent, onEnd) {
 // -- views ---------------------------------------------------------------------------------------------------------
 
 function render(...nodes) {
-  document.getElementById("app").replaceChildren(...nodes);
+  // a section a page leaves out is passed as false
+  document.getElementById("app").replaceChildren(...nodes.filter((node) => node !== false && node !== null));
 }
 
 function signIn(message) {
@@ -191,12 +192,17 @@ async function jobPage(jobId) {
   } }, "Resume");
   const lossChart = new Chart("loss-chart", "train loss");
   const evalChart = new Chart("eval-chart", "eval loss");
+  // GRPO: the reward is the curve to watch, and the sampled answers what it means
+  const grpo = first.json.kind === "grpo";
+  const rewardChart = new Chart("reward-chart", "reward");
+  const samples = el("div", { class: "samples", testid: "samples" }, "no samples yet");
   const logs = el("pre", { class: "logs", testid: "logs" });
   const config = el("pre", { testid: "config" });
   const artifacts = el("tbody");
   const checkpoints = el("tbody");
   render(title, summary, el("div", { class: "actions" }, cancel, resume), message,
-    el("div", { class: "charts" }, lossChart.node, evalChart.node),
+    el("div", { class: "charts" }, lossChart.node, evalChart.node, grpo && rewardChart.node),
+    grpo && el("h2", {}, "Samples"), grpo && samples,
     el("h2", {}, "Checkpoints"), el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "step"),
       el("th", {}, "complete"), el("th", {}, "train loss"), el("th", {}, "eval loss"), el("th", {}, "size"),
       el("th", {}, "saved"), el("th", {}, "use as"))), checkpoints),
@@ -206,6 +212,7 @@ async function jobPage(jobId) {
   let job = first.json;
   const train = new Series();
   const evals = new Series();
+  const rewards = new Series();
   let pendingLines = [];
   function flushLines() { // once a frame, however many lines arrived: the page keeps the newest 5,000
     const follow = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 4;
@@ -252,6 +259,10 @@ async function jobPage(jobId) {
     const data = event || {}; // the SSE data is the event's own data
     if (type === "metrics" && typeof data.step === "number") {
       if (data.loss !== null && data.loss !== undefined) { train.add(data.step, data.loss); drawCharts(); }
+      const reward = (data.extra || {}).reward;
+      if (grpo && typeof reward === "number") { rewards.add(data.step, reward); drawCharts(); }
+    } else if (type === "samples" && Array.isArray(data.samples)) {
+      showSamples(data);
     } else if (type === "eval" && typeof data.step === "number") {
       const loss = (data.metrics || {}).loss;
       if (loss !== undefined) { evals.add(data.step, loss); drawCharts(); }
@@ -267,6 +278,15 @@ async function jobPage(jobId) {
   function drawCharts() {
     lossChart.set([{ label: "train loss", points: train.points(), color: "#2e5bff" }]);
     evalChart.set([{ label: "eval loss", points: evals.points(), color: "#e4572e" }]);
+    if (grpo) rewardChart.set([{ label: "reward", points: rewards.points(), color: "#2a9d5c" }]);
+  }
+  function showSamples(data) { // the latest logging step's sampled answers, each with its graders' rewards
+    samples.replaceChildren(el("div", { class: "samples-step" }, `step ${data.step}`),
+      ...data.samples.map((s) => el("div", { class: "sample", testid: "sample" },
+        el("div", { class: "sample-rewards" }, `reward ${fmtNumber(s.reward)}`,
+          ...Object.entries(s.rewards || {}).map(([name, value]) => ` · ${name} ${fmtNumber(value)}`)),
+        el("pre", { class: "sample-prompt" }, String(s.prompt ?? "")),
+        el("pre", { class: "sample-completion" }, String(s.completion ?? "")))));
   }
   let refreshTimer = null;
   function refreshSoon() {
@@ -289,6 +309,7 @@ async function jobPage(jobId) {
   if (metrics.ok) {
     for (const p of metrics.json.train.loss || []) train.add(p.step, p.value);
     for (const p of metrics.json.eval.loss || []) evals.add(p.step, p.value);
+    for (const p of metrics.json.train.reward || []) rewards.add(p.step, p.value);
     streamFrom = metrics.json.through_event_id || 0;
   }
   drawCharts();
@@ -299,6 +320,18 @@ async function jobPage(jobId) {
     for (const event of answer.json.data) if (event.id <= streamFrom) onEvent("log", event.data);
     if (!answer.json.next || answer.json.next >= streamFrom) break;
     after = answer.json.next;
+  }
+  if (grpo) { // the latest sampled answers so far; the stream brings the next ones
+    let latest = null;
+    let from = 0;
+    for (let page = 0; page < MAX_LOG_PAGES; page += 1) {
+      const answer = await api("GET", `${path}/events?type=samples&limit=1000&after=${from}`);
+      if (!answer.ok) break;
+      for (const event of answer.json.data) if (event.id <= streamFrom) latest = event.data;
+      if (!answer.json.next || answer.json.next >= streamFrom) break;
+      from = answer.json.next;
+    }
+    if (latest) showSamples(latest);
   }
   startStream();
   await loadCheckpoints();

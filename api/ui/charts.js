@@ -68,7 +68,9 @@ class Chart {
         const coords = kept.map((p) => `${sx(p.step).toFixed(1)},${sy(p.value).toFixed(1)}`).join(" ");
         this.svg.append(svg("polyline", { points: coords, fill: "none", stroke: s.color, "stroke-width": 1.5,
           "vector-effect": "non-scaling-stroke" }));
-        this.legend.append(el("span", {}, el("span", { class: `swatch c${index % COLORS}` }), s.label));
+        const swatch = el("span", { class: `swatch c${index % COLORS}` });
+        if (s.color) swatch.style.background = s.color; // the line's own colour (CSSOM: allowed by the CSP)
+        this.legend.append(el("span", {}, swatch, s.label));
       });
     }
     this.node.dataset.points = String(drawn);

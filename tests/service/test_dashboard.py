@@ -241,3 +241,39 @@ def test_compare_overlays_the_loss_curves_of_several_jobs(
     wait_until(lambda: int(chart.get_attribute("data-points") or 0) == 150, what="three curves of 50 points")
     assert len(chart.find_elements(By.CSS_SELECTOR, "polyline")) == 3
     browser.save_screenshot(str(shots / "compare.png"))
+
+
+def test_a_grpo_job_shows_its_reward_curve_and_its_latest_samples(
+    browser: WebDriver, base_url: str, settings: ServiceSettings, shots: Path
+) -> None:
+    project = new_project()
+    job_id = insert_job(settings, project, kind=JobKind.GRPO, status=JobStatus.SUCCEEDED)
+    events: list[tuple[str, dict[str, Any]]] = []
+    for step in range(1, 31):
+        events.append(("metrics", {"step": step, "loss": 0.0, "extra": {"reward": step / 30}}))
+        if step % 10 == 0:
+            sample = {
+                "prompt": f"Is the sky blue? (step {step})",
+                "completion": XSS if step == 30 else "no",
+                "reward": step / 30,
+                "rewards": {"says_yes": step / 30},
+            }
+            events.append(("samples", {"step": step, "samples": [sample, {**sample, "completion": "yes"}]}))
+    insert_events(settings, job_id, events)
+    sign_in(browser, base_url, make_token(settings, project))
+    browser.get(f"{base_url}/ui/jobs/{job_id}")
+    chart = wait_until(lambda: by_testid(browser, "reward-chart"), what="the reward chart")
+    wait_until(lambda: int(chart.get_attribute("data-points") or 0) == 30, what="30 reward points")
+    shown = wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, '[data-testid="sample"]'), what="the samples")
+    assert len(shown) == 2
+    assert "(step 30)" in shown[0].text  # the latest logging step's, not an earlier one
+    assert "<script>" in shown[0].text  # the answer as text
+    assert "says_yes 1" in shown[0].text
+    assert browser.execute_script("return window.__xss === undefined")
+    browser.save_screenshot(str(shots / "grpo.png"))
+
+    sft_id = insert_job(settings, project, kind=JobKind.SFT, status=JobStatus.SUCCEEDED)
+    browser.get(f"{base_url}/ui/jobs/{sft_id}")
+    wait_until(lambda: by_testid(browser, "loss-chart"), what="an SFT job's page")
+    assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="reward-chart"], [data-testid="samples"]')
+    assert "false" not in browser.find_element(By.ID, "app").text.split()
