@@ -65,8 +65,8 @@ class RunSetup:
 
 
 def preprocessing_cache(options: RunOptions) -> Path:
-    """Where tokenized data files, preference rows and packed rows are kept for later runs (the engine's cache
-    folder)."""
+    """Where tokenized data files, preference and prompt rows and packed rows are kept for later runs (the engine's
+    cache folder)."""
     return options.settings.cache_dir / "preprocessed"
 
 

@@ -28,6 +28,7 @@ from finetuning.methods.common import (
     load_trainable_model,
     load_training_tokenizer,
     prepare_run,
+    preprocessing_cache,
     record_manifest,
     start_input_hashing,
     train_and_save,
@@ -242,7 +243,11 @@ def run_grpo(
         )
 
     events.phase("preprocessing")
-    train_dataset, eval_dataset = prepare_prompt_datasets(config.data_conf, config.graders)
+    # the main process of each node writes the rows; the others (and later jobs on the same volume) reuse them
+    with setup.state.local_main_process_first():
+        train_dataset, eval_dataset = prepare_prompt_datasets(
+            config.data_conf, config.graders, cache_dir=preprocessing_cache(options)
+        )
     logger.info("training on %d prompts, validating on %d", len(train_dataset), len(eval_dataset or []))
 
     hashing = start_input_hashing(config, options, events)

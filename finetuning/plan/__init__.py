@@ -63,7 +63,7 @@ def plan_training(config: TrainingConfig, options: PlanOptions | None = None) ->
             if isinstance(config, SFTConfig):
                 report = plan_sft(config, sample, batch, options, cache_dir)
             elif isinstance(config, GRPOConfig):
-                report = plan_grpo(config, sample, batch, options)
+                report = plan_grpo(config, sample, batch, options, cache_dir)
             else:
                 report = plan_dpo(config, sample, batch, options, cache_dir)
     finally:

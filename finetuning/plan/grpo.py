@@ -5,6 +5,7 @@ the steps TRL's repeat sampler gives, and what sampling costs: completions, gene
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,14 +32,18 @@ if TYPE_CHECKING:
 _RENDER_BATCH = 1000
 
 
-def plan_grpo(config: GRPOConfig, sample: Sample, batch: BatchPlan, options: PlanOptions) -> dict[str, Any]:
+def plan_grpo(
+    config: GRPOConfig, sample: Sample, batch: BatchPlan, options: PlanOptions, cache_dir: Path
+) -> dict[str, Any]:
     from finetuning.data.loading import BadRows
     from finetuning.data.prompts import prepare_prompt_datasets
     from finetuning.methods.common import load_training_tokenizer
 
     tokenizer, _ = load_training_tokenizer(config.data_conf, config.run_conf, "sft")  # as the run loads it
     bad_rows = BadRows(READ_ALL)
-    train, validation = prepare_prompt_datasets(sample.data_conf, config.graders, bad_rows=bad_rows, require_rows=False)
+    train, validation = prepare_prompt_datasets(
+        sample.data_conf, config.graders, bad_rows=bad_rows, require_rows=False, cache_dir=cache_dir
+    )
     problems = Problems()
     for error in bad_rows.kept:
         problems.add_data_error(error, sample.original(error.path))
