@@ -30,6 +30,11 @@ def count_steps(args_conf: Any, rows: int, batch: BatchPlan) -> dict[str, Any]:
     batches = per_process // per_device if drop_last else math.ceil(per_process / per_device)
     accumulation = batch.gradient_accumulation_steps
     per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+    return step_totals(args_conf, rows, per_epoch)
+
+
+def step_totals(args_conf: Any, rows: int, per_epoch: int) -> dict[str, Any]:
+    """The run's total steps from its steps per epoch: ``max_steps`` when set, else ``num_train_epochs`` epochs."""
     max_steps = int(getattr(args_conf, "max_steps", -1) or -1)
     epochs = float(getattr(args_conf, "num_train_epochs", 1.0))
     total = max_steps if max_steps > 0 else math.ceil(epochs * per_epoch)
@@ -37,7 +42,7 @@ def count_steps(args_conf: Any, rows: int, batch: BatchPlan) -> dict[str, Any]:
         "rows_per_epoch": rows,
         "steps_per_epoch": per_epoch,
         "total": total,
-        "epochs": round(total / per_epoch, 3),
+        "epochs": round(total / per_epoch, 3) if per_epoch else 0.0,
         "limited_by": "max_steps" if max_steps > 0 else "num_train_epochs",
     }
 

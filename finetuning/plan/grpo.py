@@ -4,7 +4,6 @@ the steps TRL's repeat sampler gives, and what sampling costs: completions, gene
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,14 @@ import numpy as np
 
 from finetuning.batchsize import BatchPlan
 from finetuning.config.jobs import GRPOConfig
-from finetuning.plan.estimates import flops_per_token, length_statistics, memory_section, meta_model, model_section
+from finetuning.plan.estimates import (
+    flops_per_token,
+    length_statistics,
+    memory_section,
+    meta_model,
+    model_section,
+    step_totals,
+)
 from finetuning.plan.options import PlanOptions
 from finetuning.plan.problems import Problems
 from finetuning.plan.report import overall_verdicts
@@ -113,16 +119,8 @@ def grpo_steps(config: GRPOConfig, prompts: int, batch: BatchPlan) -> dict[str, 
     grpo = config.grpo_args
     per_step = batch.total_train_batch_size // grpo.num_generations
     per_epoch = (prompts // per_step) * grpo.num_iterations if per_step else 0
-    args = config.training_args
-    max_steps = int(getattr(args, "max_steps", -1) or -1)
-    epochs = float(getattr(args, "num_train_epochs", 1.0))
-    total = max_steps if max_steps > 0 else math.ceil(epochs * per_epoch)
     return {
-        "rows_per_epoch": prompts,
-        "steps_per_epoch": per_epoch,
-        "total": total,
-        "epochs": round(total / per_epoch, 3) if per_epoch else 0.0,
-        "limited_by": "max_steps" if max_steps > 0 else "num_train_epochs",
+        **step_totals(config.training_args, prompts, per_epoch),
         "prompts_per_step": per_step,
         "completions_per_step": per_step * grpo.num_generations,
         "prompts_left_out_per_epoch": prompts % per_step if per_step else prompts,
