@@ -54,6 +54,14 @@ class EngineSettings(BaseSettings):
         validation_alias="FINETUNING_STORAGE_CACHE_MAX_GB",
         description="Size of that cache; the least recently used inputs are deleted beyond it (never one in use).",
     )
+    preprocess_cache_max_gb: float = Field(
+        default=100.0,
+        gt=0,
+        validation_alias="FINETUNING_PREPROCESS_CACHE_MAX_GB",
+        description="Size of the preprocessing cache (<FINETUNING_CACHE_DIR>/preprocessed: tokenized data, packed, "
+        "preference and prompt rows); once a run's data is prepared, the least recently used entries are deleted "
+        "beyond it (never one in use).",
+    )
     staging_dir: Path | None = Field(
         default=None,
         validation_alias=STAGING_DIR_ENV,

@@ -12,7 +12,8 @@ never crosses examples.
 Best-fit decreasing runs over the whole dataset's lengths at once, held in numpy (:func:`bfd_bins`: TRL's
 ``pack_dataset(strategy="bfd")`` packs each batch of 1000 examples on its own, with the same rule); the packed rows
 are then written to Arrow a block of rows at a time (under the cache folder, keyed by the examples, the labels and
-the row length, so a later run packs nothing), reading the examples through short-lived memory maps, so that memory
+the row length, so a later run packs nothing; held while a process uses it, see
+:mod:`finetuning.data.preprocessing_cache`), reading the examples through short-lived memory maps, so that memory
 stays flat whatever the size of the data.
 """
 
@@ -38,6 +39,7 @@ from datasets.table import ConcatenationTable, InMemoryTable, MemoryMappedTable
 from finetuning.collators import IGNORE_INDEX, CausalLMCollator
 from finetuning.data.bfd import bfd_bins
 from finetuning.data.encoding import example_lengths
+from finetuning.data.preprocessing_cache import record_use, use_entry
 from finetuning.data.progress import StageProgress
 from finetuning.models import causal_lm_of
 
@@ -194,6 +196,9 @@ def _pack(
 ) -> tuple[Dataset, PackingStats]:
     progress = progress or StageProgress("packing", rows_total=len(dataset))
     entry = None if cache_dir is None or key is None else Path(cache_dir) / f"packed-{key[:40]}"
+    if entry is not None:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        use_entry(entry)  # before looking: from now on no eviction takes it
     if entry is not None and (cached := _load_packed(entry)) is not None:
         packed, stats = cached
         progress.done(stats.examples, cache="hit")
@@ -212,7 +217,6 @@ def _pack(
         batches = list(_packed_batches(dataset, positions, row_sizes, seq_length, example_columns, schema, progress))
         packed = Dataset(InMemoryTable(pa.Table.from_batches(batches, schema=schema)))
     else:
-        entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.tmp-", dir=entry.parent))
         try:
             with pa.OSFile(str(tmp / _DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
@@ -250,7 +254,9 @@ def _load_packed(entry: Path) -> tuple[Dataset, PackingStats] | None:
         meta = json.loads(meta_file.read_text())
         if meta["version"] != PACKING_VERSION:
             return None
-        return Dataset.from_file(str(entry / _DATA_FILE)), PackingStats(**meta["stats"])
+        packed = Dataset.from_file(str(entry / _DATA_FILE)), PackingStats(**meta["stats"])
+        record_use(meta_file)
+        return packed
     except Exception as exc:  # a damaged entry is rebuilt, not fatal
         logger.warning("ignoring unreadable packing cache entry %s: %s", entry, exc)
         return None

@@ -7,7 +7,8 @@ and converts a file a batch at a time into an Arrow stream file in an entry fold
 bytes, the format's version and its settings, and opens it memory-mapped; a later call with the same file and
 settings (another process of the run, a later job sharing the cache folder) opens the entry instead of reading the
 file. An entry is written in a staging folder renamed into place, so a reader never sees half of one; it remembers the
-file's bad rows, so a reuse still counts them against the run's limit.
+file's bad rows, so a reuse still counts them against the run's limit. A process holds each entry of the cache folder
+it uses until it ends, so no eviction takes its rows meanwhile (:mod:`finetuning.data.preprocessing_cache`).
 
 :func:`rows_root` gives the folder: the cache folder, or without one a temporary folder of this process, removed when
 it exits. :func:`concatenated` and :func:`select_rows` join entries and pick rows by index (a mix, a split) without
@@ -33,6 +34,7 @@ from pydantic import BaseModel
 
 from finetuning.data.errors import DataError
 from finetuning.data.loading import BadRows, iter_records, open_data_file
+from finetuning.data.preprocessing_cache import record_use, use_entry
 
 if TYPE_CHECKING:
     from datasets import Dataset, Features
@@ -94,8 +96,11 @@ def read_row_file(path: str, fmt: RowFormat, root: Path, bad_rows: BadRows) -> R
 
     key = _entry_key(path, fmt)
     entry = root / f"{fmt.prefix}-{key}"
+    if root != _TEMPORARY_ROOT:
+        use_entry(entry)  # before looking: from now on no eviction takes it
     meta = _load_meta(entry, fmt)
     if meta is not None:
+        record_use(entry / fmt.meta_name)
         row_file = _row_file(path, entry, meta)
         row_file.count_bad_rows(bad_rows)
         return row_file

@@ -5,7 +5,9 @@ parsed, validated, rendered, tokenized and written to its own Arrow shard by one
 holds one batch of rows at a time. The shards of a file are kept under ``cache_dir/src-<key>``, where the key covers
 the file's bytes, the tokenizer (vocabulary, template, special tokens) and the settings that shape the tokens, so a
 later job on the same volume (or another process of the same run) reuses them without reading the file again beyond
-the hash. Entries are written to a temporary folder and renamed into place: a reader never sees half an entry.
+the hash. Entries are written to a temporary folder and renamed into place: a reader never sees half an entry. A
+process holds each entry it uses (found or written) until it ends, so no eviction takes its shards meanwhile
+(:mod:`finetuning.data.preprocessing_cache`).
 
 Bad rows (not JSON, not a valid record, not renderable by the template) name their file and line; they fail the run
 unless ``data_conf.max_bad_rows`` allows skipping them (:class:`finetuning.data.loading.BadRows`).
@@ -40,6 +42,7 @@ from finetuning.data.loading import (
     parse_record,
     validate,
 )
+from finetuning.data.preprocessing_cache import record_use, use_entry
 from finetuning.data.progress import CacheState, StageProgress
 from finetuning.data.records import ChatConversation
 
@@ -191,8 +194,10 @@ def tokenize_sources(
                 source.alias_of = first_of_key[source.key]
                 continue
             first_of_key[source.key] = index
-            if owned_tmp is None and _load_entry(root / f"src-{source.key}", source):
-                continue
+            if owned_tmp is None:
+                use_entry(root / f"src-{source.key}")  # before looking: from now on no eviction takes it
+                if _load_entry(root / f"src-{source.key}", source):
+                    continue
             folder = Path(tempfile.mkdtemp(prefix=f".src-{source.key[:16]}.tmp-", dir=root))
             staging[index] = folder
             for number, (start, end, line) in enumerate(scan.ranges):
@@ -261,6 +266,7 @@ def _load_entry(entry: Path, source: TokenizedSource) -> bool:
         if meta["last_bad"] is not None:
             source.last_bad = DataError(source.path, *meta["last_bad"])
         source.cached = True
+        record_use(meta_file)
         return True
     except Exception as exc:  # a damaged entry is rebuilt, not fatal
         logger.warning("ignoring unreadable preprocessing cache entry %s: %s", entry, exc)

@@ -70,6 +70,28 @@ def preprocessing_cache(options: RunOptions) -> Path:
     return options.settings.cache_dir / "preprocessed"
 
 
+def trim_preprocessing_cache(setup: RunSetup, options: RunOptions, events: EventWriter | None = None) -> None:
+    """Once the run's data is prepared (every entry it uses held by the processes using it): the node's main process
+    evicts the least recently used entries of the preprocessing cache beyond ``FINETUNING_PREPROCESS_CACHE_MAX_GB``,
+    never one in use, and the leftovers of killed runs. A failure to delete is logged, never fatal."""
+    if not setup.state.is_local_main_process:
+        return
+    from finetuning.data.preprocessing_cache import evict_preprocessing_cache
+
+    limit_gb = options.settings.preprocess_cache_max_gb
+    try:
+        eviction = evict_preprocessing_cache(preprocessing_cache(options), int(limit_gb * 2**30))
+    except OSError as exc:
+        logger.warning("could not trim the preprocessing cache: %s", exc)
+        return
+    if eviction.evicted and events is not None:
+        events.log(
+            "info",
+            f"preprocessing cache: evicted {len(eviction.evicted)} least recently used entries "
+            f"({eviction.freed / 2**20:.1f} MiB) beyond FINETUNING_PREPROCESS_CACHE_MAX_GB={limit_gb:g}",
+        )
+
+
 def prepare_run(
     args_conf: HFTrainingArguments,
     batchsize_conf: BatchsizeConf,

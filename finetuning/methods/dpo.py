@@ -26,6 +26,7 @@ from finetuning.methods.common import (
     start_input_hashing,
     train_and_save,
     training_arguments,
+    trim_preprocessing_cache,
 )
 from finetuning.preflight import preflight_training
 from finetuning.runtime import RunOptions
@@ -153,6 +154,7 @@ def run_dpo(
         train_dataset, eval_dataset = prepare_preference_datasets(
             config.data_conf, unpaired=config.trainer_name == "kto", cache_dir=preprocessing_cache(options)
         )
+    trim_preprocessing_cache(setup, options, events)
 
     hashing = start_input_hashing(config, options, events)
     events.phase("loading_model")

@@ -33,6 +33,7 @@ from finetuning.methods.common import (
     start_input_hashing,
     train_and_save,
     training_arguments,
+    trim_preprocessing_cache,
 )
 from finetuning.preflight import preflight_training
 from finetuning.runtime import RunOptions, accelerator_available
@@ -248,6 +249,7 @@ def run_grpo(
         train_dataset, eval_dataset = prepare_prompt_datasets(
             config.data_conf, config.graders, cache_dir=preprocessing_cache(options)
         )
+    trim_preprocessing_cache(setup, options, events)
     logger.info("training on %d prompts, validating on %d", len(train_dataset), len(eval_dataset or []))
 
     hashing = start_input_hashing(config, options, events)

@@ -19,6 +19,7 @@ from finetuning.methods.common import (
     start_input_hashing,
     train_and_save,
     training_arguments,
+    trim_preprocessing_cache,
 )
 from finetuning.preflight import preflight_training
 from finetuning.runtime import RunOptions
@@ -96,6 +97,7 @@ def run_sft(
     collator, train_dataset, eval_dataset = _batching(
         config, loaded.model, tokenizer, tokenizer_setup, train_dataset, eval_dataset, setup, options, events
     )
+    trim_preprocessing_cache(setup, options, events)  # the run's data is ready: tokenized, and packed if it is
     if isinstance(collator, PackedCollator):
         training_args.remove_unused_columns = False  # the collator needs seq_lengths, which forward does not take
     trainer = EngineTrainer(

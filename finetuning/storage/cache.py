@@ -4,12 +4,11 @@ machine, and kept under a size limit by evicting what was used least recently.
 An entry is one object or one folder (every object below a prefix), stored under a name made from the URI and the
 ETag and size of each object: a changed object is a new entry, never a stale file. Locks are ``flock`` locks on a
 file beside each entry: exclusive while it downloads (a second job that needs it waits, then uses it), shared while
-a process uses it (eviction skips an entry some process holds; the lock goes when the process ends)."""
+a process uses it (eviction skips an entry some process holds; the lock goes when the process ends): the helpers of
+:mod:`finetuning.cache_entries`, shared with the preprocessing cache."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -17,11 +16,13 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
+from finetuning.cache_entries import Entry, evict, exclusive, holds, lock_path, release
+from finetuning.cache_entries import hold_shared as _hold_shared  # a name of this module: tests replace it
+from finetuning.cache_entries import release_all as release_all
 from finetuning.storage.client import ObjectInfo, StorageError, head, list_objects
 from finetuning.storage.transfer import download_file, folder_relative
 from finetuning.storage.uri import S3Uri
@@ -30,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 _META = "entry.json"
-# file descriptors of the shared locks this process holds on the entries it uses, for its lifetime
-_held: dict[Path, IO[bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -70,30 +69,12 @@ class DownloadCache:
         for meta in self.root.glob(f"*/{_META}"):
             try:
                 size = int(json.loads(meta.read_text())["size"])
-                entries.append((meta.stat().st_mtime, size, meta.parent))
+                entries.append(Entry(meta.parent, size, meta.stat().st_mtime))
             except (OSError, ValueError, KeyError):
                 continue
-        total = sum(size for _, size, _ in entries)
-        freed = 0
-        for _, size, folder in sorted(entries):
-            if total <= self.max_bytes:
-                break
-            if folder == keep:
-                continue
-            with _try_exclusive(_lock_path(folder)) as got:
-                if not got:
-                    continue  # in use
-                _remove_entry(folder)
-            total -= size
-            freed += size
-            logger.info("storage cache: evicted %s (%d bytes, least recently used)", folder.name, size)
-        if total > self.max_bytes:
-            logger.warning(
-                "storage cache holds %d bytes, over its limit of %d: the rest is in use or the newest input",
-                total,
-                self.max_bytes,
-            )
-        return freed
+        keep_folders = () if keep is None else (keep,)
+        evicted = evict(entries, self.max_bytes, keep=keep_folders, cache="storage cache")
+        return sum(entry.size for entry in evicted)
 
     # -- internals -----------------------------------------------------------------------------------------------
 
@@ -104,13 +85,13 @@ class DownloadCache:
         payload = entry / "tree" if folder else entry / "object" / (uri.name or "object")
         size = sum(o.size for o in objects)
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = _lock_path(entry)
-        if lock in _held:  # this process uses the entry already (e.g. as the model and as the tokenizer)
+        lock = lock_path(entry)
+        if holds(lock):  # this process uses the entry already (e.g. as the model and as the tokenizer)
             os.utime(entry / _META)
             return CachedInput(uri, payload, size, True)
         hit = True
         while True:
-            with _exclusive(lock):
+            with exclusive(lock):
                 if not (entry / _META).is_file():
                     hit = False
                     self._download(uri, objects, entry, payload, folder=folder, size=size, progress=progress)
@@ -119,7 +100,7 @@ class DownloadCache:
             if (entry / _META).is_file():
                 break
             # another process evicted it between the exclusive lock and the shared one: fetch it again
-            _held.pop(lock).close()
+            release(lock)
         if not hit:
             self.evict(keep=entry)
         return CachedInput(uri, payload, size, hit)
@@ -182,54 +163,3 @@ class _ByteCounter:
     def finish(self) -> None:
         if self.progress is not None:
             self.progress(self.total, self.total)
-
-
-def _lock_path(entry: Path) -> Path:
-    return entry.with_name(entry.name + ".lock")
-
-
-@contextlib.contextmanager
-def _exclusive(lock: Path) -> Iterator[None]:
-    with lock.open("a+b") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _try_exclusive(lock: Path) -> Iterator[bool]:
-    with lock.open("a+b") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _hold_shared(lock: Path) -> None:
-    """Keep a shared lock on ``lock`` while this process lives, so no other process evicts the entry in use."""
-    if lock in _held:
-        return
-    f = lock.open("a+b")
-    fcntl.flock(f, fcntl.LOCK_SH)
-    _held[lock] = f
-
-
-def release_all() -> None:
-    """Give back the shared locks of this process (tests; a process that ends gives them back anyway)."""
-    for f in _held.values():
-        f.close()
-    _held.clear()
-
-
-def _remove_entry(entry: Path) -> None:
-    # rename first: a reader never sees a half-deleted entry that still has its entry.json
-    doomed = entry.with_name(entry.name + f".evicting-{os.getpid()}")
-    entry.rename(doomed)
-    shutil.rmtree(doomed, ignore_errors=True)

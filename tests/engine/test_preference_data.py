@@ -246,20 +246,25 @@ def test_cached_files_count_their_bad_rows_again(tmp_path: Path) -> None:
 # -- where the files go ------------------------------------------------------------------------------------------------
 
 
+def entry_folders(cache: Path) -> list[Path]:
+    """The cache's entries, not the lock files beside them (held by the processes that use them)."""
+    return [path for path in cache.iterdir() if path.suffix != ".lock"]
+
+
 def test_entries_are_reused_and_a_changed_file_is_read_again(files: dict[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     data_conf = conf(concatenation(files["a"]))
     first, _ = prepare_preference_datasets(data_conf, unpaired=False, cache_dir=cache)
-    entries = sorted(p.name for p in cache.iterdir())
+    entries = sorted(p.name for p in entry_folders(cache))
     again, _ = prepare_preference_datasets(data_conf, unpaired=False, cache_dir=cache)
-    assert sorted(p.name for p in cache.iterdir()) == entries
+    assert sorted(p.name for p in entry_folders(cache)) == entries
     assert again.to_list() == first.to_list()
     jsonl(Path(files["a"]), [pair("changed", i) for i in range(2)])
     changed, _ = prepare_preference_datasets(data_conf, unpaired=False, cache_dir=cache)
     assert [row["rejected"][0]["content"] for row in changed] == ["bad changed 0", "bad changed 1"]
     kto, _ = prepare_preference_datasets(data_conf, unpaired=True, cache_dir=cache)  # other rows: another entry
     assert len(kto) == 4
-    assert len(list(cache.iterdir())) == len(entries) + 2
+    assert len(entry_folders(cache)) == len(entries) + 2
 
 
 def test_a_missing_file_names_its_configured_path(tmp_path: Path) -> None:

@@ -350,20 +350,25 @@ def test_no_usable_prompts(tmp_path: Path) -> None:
 # -- where the files go ------------------------------------------------------------------------------------------------
 
 
+def entry_folders(cache: Path) -> list[Path]:
+    """The cache's entries, not the lock files beside them (held by the processes that use them)."""
+    return [path for path in cache.iterdir() if path.suffix != ".lock"]
+
+
 def test_entries_are_reused_and_a_changed_file_or_graders_are_read_again(files: dict[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     data_conf = conf(concatenation(files["a"]), max_bad_rows=10)
     first, _ = prepare_prompt_datasets(data_conf, graders(), cache_dir=cache)
-    entries = sorted(p.name for p in cache.iterdir())
+    entries = sorted(p.name for p in entry_folders(cache))
     assert len(entries) == 1
     again, _ = prepare_prompt_datasets(data_conf, graders(), cache_dir=cache)
-    assert sorted(p.name for p in cache.iterdir()) == entries
+    assert sorted(p.name for p in entry_folders(cache)) == entries
     assert again.to_list() == first.to_list()
 
     jsonl(Path(files["a"]), [prompt("changed", i) for i in range(2)])
     changed, _ = prepare_prompt_datasets(data_conf, graders(), cache_dir=cache)
     assert [json.loads(item)["id"] for item in changed["item"]] == ["changed0", "changed1"]
-    assert len(list(cache.iterdir())) == 2
+    assert len(entry_folders(cache)) == 2
 
     # other graders make other rows bad: another entry, and the rows they allow
     needs_a_number = [{**prompt("g", 0), "value": "x"}, prompt("g", 1)]
@@ -373,10 +378,10 @@ def test_entries_are_reused_and_a_changed_file_or_graders_are_read_again(files: 
     assert (len(only_says), bad_rows.count) == (2, 0)
     both, _ = prepare_prompt_datasets(data_conf, graders(), bad_rows=bad_rows, cache_dir=cache)
     assert (len(both), bad_rows.count) == (1, 1)
-    assert len(list(cache.iterdir())) == 4
+    assert len(entry_folders(cache)) == 4
     renamed, _ = prepare_prompt_datasets(data_conf, graders({**SAYS, "name": "other"}), cache_dir=cache)
     assert renamed.to_list() == only_says.to_list()
-    assert len(list(cache.iterdir())) == 5
+    assert len(entry_folders(cache)) == 5
 
 
 def test_a_missing_file_names_its_configured_path(tmp_path: Path) -> None:
