@@ -77,10 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     ray.init()  # inside a Ray job: the job's cluster
     use_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-    run: Any = ray.remote(num_cpus=0)(_RunState).remote()
+    # the run's state lives with the driver: on a node that can be lost with a rank, it would take the run with it
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    run: Any = ray.remote(num_cpus=0)(_RunState).options(scheduling_strategy=here).remote()
     trainer = TorchTrainer(
         _train_loop,
         train_loop_config={
