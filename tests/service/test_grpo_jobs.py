@@ -82,7 +82,7 @@ def test_submit_grpo_is_a_training_job(caller: Caller, tiny_model_dir: Path, pro
     [
         ({"type": "string_check", "operation": "regex", "reference": "(a+"}, "invalid regular expression"),
         ({"type": "json_schema", "schema": {"type": 3}}, "not a valid JSON Schema"),
-        ({"type": "text_similarity", "metric": "bleu", "reference": "x"}, "metric"),
+        ({"type": "text_similarity", "metric": "meteor", "reference": "x"}, "metric"),
     ],
 )
 def test_a_bad_grader_is_a_422_naming_it(
