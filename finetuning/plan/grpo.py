@@ -51,10 +51,7 @@ def plan_grpo(
         sample.data_conf, config.graders, bad_rows=bad_rows, require_rows=False, cache_dir=cache_dir
     )
     problems = Problems()
-    for error in bad_rows.kept:
-        problems.add_data_error(error, sample.original(error.path))
-    for _ in range(bad_rows.count - len(bad_rows.kept)):
-        problems.by_kind["invalid_record"] = problems.by_kind.get("invalid_record", 0) + 1
+    problems.add_bad_rows(bad_rows.kept, bad_rows.count, sample.original)
     factor = sample.factor
     prompts = prompt_lengths(tokenizer, train)
     train_stats = {**length_statistics(prompts, factor), "truncated": 0, "filtered": 0}

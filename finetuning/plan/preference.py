@@ -22,7 +22,7 @@ from finetuning.plan.estimates import (
 from finetuning.plan.options import PlanOptions
 from finetuning.plan.problems import Problems
 from finetuning.plan.report import overall_verdicts
-from finetuning.plan.sample import Sample, data_paths, data_section, items
+from finetuning.plan.sample import READ_ALL, Sample, data_paths, data_section
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -151,24 +151,17 @@ def plan_dpo(
 
 def _lint_preference_file(path: str, original: str, data_type: DataType, problems: Problems) -> list[tuple[str, int]]:
     """Every record validated as the loader validates it: bad ones become problems; returns the good ones' lines."""
-    from finetuning.data.errors import DataError
-    from finetuning.data.loading import RECORD_TYPES, validate
+    from finetuning.data.loading import RECORD_TYPES, BadRows, iter_records
 
-    record_type = RECORD_TYPES[data_type]
+    bad_rows = BadRows(READ_ALL)  # every bad row listed, as the plan reads them all
     good: list[tuple[str, int]] = []
-    for line, item in items(path):
-        try:
-            if isinstance(item, DataError):
-                raise item
-            record = validate(path, line, item, record_type)
-        except DataError as exc:
-            problems.add_data_error(exc, original)
-            continue
+    for line, record in iter_records(path, RECORD_TYPES[data_type], bad_rows):
         good.append((original, line))
         for key in ("chosen_messages", "rejected_messages", "completion_messages"):
             answer = record.get(key) or []
             if answer and not any(str(m.get("content") or "").strip() for m in answer):
                 problems.add("empty_assistant_turn", original, line, f"{key} has no text")
+    problems.add_bad_rows(bad_rows.kept, bad_rows.count, lambda _: original)
     return good
 
 

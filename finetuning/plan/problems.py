@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,14 @@ class Problems:
 
     def add_data_error(self, error: DataError, file: str) -> None:
         self.add(classify(error.message), file, error.line, error.message, blocking=True)
+
+    def add_bad_rows(self, kept: Sequence[DataError], count: int, reported: Callable[[str], str]) -> None:
+        """A loader's bad rows: those it kept listed (``reported`` turns a path read into the name the report
+        gives it), the rest of ``count`` counted as ``invalid_record``."""
+        for error in kept:
+            self.add_data_error(error, reported(error.path))
+        if count > len(kept):
+            self.by_kind["invalid_record"] = self.by_kind.get("invalid_record", 0) + count - len(kept)
 
     @property
     def total(self) -> int:

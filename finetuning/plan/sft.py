@@ -57,10 +57,7 @@ def plan_sft(
     truncated = filtered = 0
     for source in sources:
         original = sample.original(source.path)
-        for error in source.bad_rows:
-            problems.add_data_error(error, original)
-        for _ in range(source.bad_count - len(source.bad_rows)):
-            problems.by_kind["invalid_record"] = problems.by_kind.get("invalid_record", 0) + 1
+        problems.add_bad_rows(source.bad_rows, source.bad_count, sample.original)
         lengths = _source_lengths(source)
         # truncated rows were cut to the limit: the candidates are those at it, re-encoded whole to be sure
         candidates = np.flatnonzero(lengths >= limit if truncate else lengths > limit)
